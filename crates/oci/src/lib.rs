@@ -1,0 +1,40 @@
+//! wasmlet's OCI store: push WebAssembly to a registry, pull it back into a
+//! content-addressed store on the node.
+//!
+//! Where to start:
+//!
+//! - [`Store`] is the node-side cache. [`Store::pull`] resolves a reference
+//!   against a registry and keeps the wasm bytes under their own sha256
+//!   digest; [`Store::lookup`], [`Store::read`] and [`Store::gc`] work
+//!   offline.
+//! - [`push::push_wasm`] publishes a `.wasm` file in one of three
+//!   [`Layout`]s (the CNCF wasm artifact, the older wasm-to-oci layout, or a
+//!   plain OCI image holding `/app.wasm`). The `wasmlet-push` binary wraps it.
+//! - [`client()`] builds an [`oci_client::Client`] for plain-http registries
+//!   and private certificate authorities.
+//! - [`media_type`] lists every media type this crate writes or accepts.
+//!
+//! Registry access goes through `oci-client`; its [`Reference`],
+//! [`RegistryAuth`] and [`Client`] types are re-exported so callers need not
+//! depend on it directly.
+
+pub mod client;
+pub mod clients;
+pub mod digest;
+pub mod layer;
+pub mod media_type;
+pub mod pull;
+pub mod push;
+mod registry;
+mod select;
+pub mod store;
+pub mod wasm;
+
+pub use client::{ClientOptions, client};
+pub use clients::Clients;
+pub use digest::Digest;
+pub use oci_client::secrets::RegistryAuth;
+pub use oci_client::{Client, Reference};
+pub use push::{Artifact, Layout, Pushed, push_wasm};
+pub use store::{GcReport, Image, Store};
+pub use wasm::WasmKind;

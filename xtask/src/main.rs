@@ -1,0 +1,49 @@
+//! `cargo xtask`: the project's commands.
+//!
+//! - `cargo xtask demo` brings up the test bed and shows the examples running.
+//! - `cargo xtask test` runs the whole suite (what `.ci/run` calls).
+//! - `cargo xtask testbed up|down|node-kubeconfig NAME` manages the test bed.
+
+mod demo;
+mod steps;
+mod test;
+mod testbed;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "wasmlet project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the test bed: a real control plane, OCI registries and fixtures.
+    Testbed(testbed::Args),
+    /// Bring up the test bed and show the examples running.
+    Demo,
+    /// Run the whole test suite against a fresh test bed.
+    Test(test::Args),
+    /// Build the wasm fixtures into target/fixtures.
+    Fixtures,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmlet_oci=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Testbed(args) => rt.block_on(testbed::run(args)),
+        Command::Demo => rt.block_on(demo::run()),
+        Command::Test(args) => rt.block_on(test::run(args)),
+        Command::Fixtures => steps::build_fixtures().map(|_| ()),
+    }
+}

@@ -1,0 +1,124 @@
+//! `cargo xtask test`: the whole suite, as CI runs it.
+//!
+//! Lints first (fmt, clippy with warnings denied), then the tests are built,
+//! a dedicated test bed comes up (its own directory and ports, so a demo test
+//! bed can keep running), every workspace test runs against it, and the test
+//! bed goes down again, also when something failed.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::bail;
+use wasmlet_testbed::Testbed;
+
+use crate::steps::{self, exec, repo_root};
+use crate::testbed::{Location, up};
+
+/// Ports of the CI test bed (the demo one uses the default).
+const TEST_PORT_BASE: u16 = 26540;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Leave the test bed running afterwards (to inspect it).
+    #[arg(long)]
+    keep: bool,
+    /// Skip `cargo fmt --check` and `cargo clippy`.
+    #[arg(long)]
+    no_lint: bool,
+    /// Extra arguments for `cargo test` (e.g. a test name filter).
+    #[arg(last = true)]
+    cargo_test_args: Vec<String>,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut timings = Vec::new();
+    let mut step = |name: &str, since: Instant| timings.push((name.to_owned(), since.elapsed()));
+
+    if !args.no_lint {
+        let t = Instant::now();
+        exec(
+            cargo().args(["fmt", "--all", "--check"]),
+            "cargo fmt --check",
+        )?;
+        exec(
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            "cargo clippy",
+        )?;
+        step("lint", t);
+    }
+    let t = Instant::now();
+    exec(
+        cargo().args(["test", "--workspace", "--no-run"]),
+        "building the tests",
+    )?;
+    step("build tests", t);
+
+    let location = Location {
+        dir: Some(std::env::temp_dir().join("wasmlet-testbed-ci")),
+        port_base: Some(
+            std::env::var("WASMLET_TEST_PORT_BASE")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(TEST_PORT_BASE),
+        ),
+    };
+    let t = Instant::now();
+    let tb = up(&location).await?;
+    step("test bed up", t);
+
+    let t = Instant::now();
+    let outcome = run_tests(&tb, &args.cargo_test_args);
+    step("tests", t);
+    if outcome.is_err() {
+        eprintln!(
+            "\n---- test bed component logs (tail) ----\n{}",
+            tb.log_tails(30)
+        );
+    }
+    if args.keep {
+        eprintln!("test bed kept running in {}", tb.dir().display());
+    } else {
+        Testbed::down(tb.dir())?;
+    }
+    eprintln!("\n---- timings ----");
+    for (name, d) in &timings {
+        eprintln!("{name:>14}: {:>6.1}s", d.as_secs_f64());
+    }
+    eprintln!("{:>14}: {:>6.1}s", "total", started.elapsed().as_secs_f64());
+    outcome
+}
+
+fn run_tests(tb: &Testbed, extra: &[String]) -> anyhow::Result<()> {
+    let path = format!(
+        "{}:{}",
+        tb.bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra)
+        .env("KUBECONFIG", tb.admin_kubeconfig())
+        .env("WASMLET_TESTBED_DIR", tb.dir())
+        .env("WASMLET_REGISTRY", tb.registry())
+        .env("WASMLET_FIXTURES_DIR", steps::fixtures_dir())
+        .env("PATH", path)
+        .status()?;
+    if !status.success() {
+        bail!("tests failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(repo_root());
+    cmd
+}

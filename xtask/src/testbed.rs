@@ -1,0 +1,104 @@
+//! `cargo xtask testbed up|down|node-kubeconfig NAME`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use wasmlet_testbed::{Config, Testbed};
+
+use crate::steps;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    location: Location,
+}
+
+/// Which test bed: its directory and ports.
+#[derive(clap::Args, Clone)]
+pub(crate) struct Location {
+    /// State directory of the test bed.
+    #[arg(long, global = true, env = "WASMLET_TESTBED_DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// First of the consecutive ports the test bed uses.
+    #[arg(long, global = true, env = "WASMLET_TESTBED_PORT_BASE")]
+    pub(crate) port_base: Option<u16>,
+}
+
+impl Location {
+    pub(crate) fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(Config::default_dir)
+    }
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Build what is missing, start the cluster and registries, push the
+    /// fixtures, and print `export` lines for a shell to `eval`.
+    Up,
+    /// Stop everything the test bed started and remove its directory.
+    Down,
+    /// Print the paths of a kubeconfig for node NAME (first line), its kubelet
+    /// serving certificate (second) and key (third).
+    NodeKubeconfig {
+        /// The node name.
+        name: String,
+    },
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Up => {
+            let tb = up(&args.location).await?;
+            print_exports(&tb);
+            Ok(())
+        }
+        Command::Down => {
+            let dir = args.location.dir();
+            Testbed::down(&dir)
+                .with_context(|| format!("stopping the test bed in {}", dir.display()))?;
+            eprintln!("test bed in {} stopped", dir.display());
+            Ok(())
+        }
+        Command::NodeKubeconfig { name } => {
+            let tb = Testbed::open(&args.location.dir())?;
+            let creds = tb.node_credentials(&name, &[])?;
+            println!("{}", creds.kubeconfig.display());
+            println!("{}", creds.serving.cert.display());
+            println!("{}", creds.serving.key.display());
+            Ok(())
+        }
+    }
+}
+
+/// Builds what is missing and brings the test bed up, fixtures pushed.
+pub(crate) async fn up(location: &Location) -> anyhow::Result<Testbed> {
+    steps::apt_deps()?;
+    let bin_dir = steps::control_plane()?;
+    let fixtures = steps::build_fixtures()?;
+    let mut config = Config::new(location.dir(), bin_dir);
+    if let Some(base) = location.port_base {
+        config.port_base = base;
+    }
+    let tb = Testbed::up(config).await.context("starting the test bed")?;
+    let manifest = steps::repo_root().join("fixtures").join("fixtures.toml");
+    let pushed = wasmlet_testbed::fixtures::push_all(&tb, &manifest, &fixtures)
+        .await
+        .context("pushing fixtures")?;
+    eprintln!(
+        "test bed ready in {}: {} fixture images in {}",
+        tb.dir().display(),
+        pushed.len(),
+        tb.registry()
+    );
+    Ok(tb)
+}
+
+/// The lines `eval "$(cargo xtask testbed up)"` applies.
+pub(crate) fn print_exports(tb: &Testbed) {
+    println!("export KUBECONFIG={}", tb.admin_kubeconfig().display());
+    println!("export WASMLET_REGISTRY={}", tb.registry());
+    println!("export WASMLET_TESTBED_DIR={}", tb.dir().display());
+    println!("export PATH={}:$PATH", tb.bin_dir().display());
+}

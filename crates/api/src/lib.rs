@@ -1,0 +1,32 @@
+//! The kubelet HTTPS API, served on the node's `--port` (10250): what the
+//! API server (and so `kubectl logs`) calls on a node.
+//!
+//! Where to start:
+//!
+//! - [`serve`] (or [`Server::bind`] then [`Server::run`]) serves over TLS
+//!   until a `CancellationToken` is cancelled, then drains.
+//! - [`Provider`] is what the rest of the agent implements: the pods, and
+//!   where each container's log is ([`LogSource`], [`LookupError`]).
+//! - [`router()`] is the same API without TLS or a socket, for tests
+//!   (`tower::ServiceExt::oneshot`) and for adding routes and layers.
+//!
+//! Routes: `/healthz`, `/pods`, `/containerLogs/{namespace}/{pod}/{container}`;
+//! the [`router`](mod@router) module documents them, with the log query
+//! and its statuses. Authentication and authorization are not done yet: the API
+//! answers any client that completes the TLS handshake.
+
+mod error;
+mod logs;
+mod names;
+mod provider;
+mod query;
+pub mod router;
+mod server;
+mod tls;
+
+pub use provider::{LogSource, LookupError, Provider};
+pub use router::router;
+pub use server::{
+    DEFAULT_CLIENT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_PORT, Error, Result, Server, ServerConfig, serve,
+};
+pub use tls::{Error as TlsError, Tls};

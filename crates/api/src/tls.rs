@@ -1,0 +1,131 @@
+//! The serving certificate: loading it from PEM files, and [`Tls`], a
+//! handle that can swap it while the server runs (for certificate
+//! rotation).
+//!
+//! The certificate file holds the chain, leaf first. The key may be
+//! PKCS#8 (EC or RSA), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
+//! (`EC PRIVATE KEY`). The crypto provider is aws-lc-rs, chosen
+//! explicitly so the choice does not depend on which rustls features other
+//! crates enable. ALPN offers HTTP/2 and HTTP/1.1.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Result alias for this module.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors loading the certificate and key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("reading {what} {path}")]
+    Read {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid PEM of the expected kind.
+    #[error("parsing {what} {path}")]
+    Pem {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("no certificate in {0}")]
+    NoCertificate(PathBuf),
+    /// rustls refused the pair (unsupported key type, key does not match).
+    #[error("unusable certificate {cert} with key {key}")]
+    Rustls {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+/// The server's TLS configuration; clones share it, so [`Tls::reload`] on
+/// any clone affects new connections of the running server.
+#[derive(Clone)]
+pub struct Tls {
+    config: RustlsConfig,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// Loads the certificate chain and key.
+    ///
+    /// # Errors
+    ///
+    /// See [`Error`].
+    pub async fn load(cert: &Path, key: &Path) -> Result<Tls> {
+        let config = server_config(cert, key).await?;
+        Ok(Tls { config: RustlsConfig::from_config(config) })
+    }
+
+    /// Loads a new certificate and key; connections accepted from now on
+    /// use them. On error the current pair stays.
+    ///
+    /// # Errors
+    ///
+    /// See [`Error`].
+    pub async fn reload(&self, cert: &Path, key: &Path) -> Result<()> {
+        let config = server_config(cert, key).await?;
+        self.config.reload_from_config(config);
+        Ok(())
+    }
+
+    pub(crate) fn rustls(&self) -> RustlsConfig {
+        self.config.clone()
+    }
+}
+
+async fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    let cert_pem = read("certificate", cert).await?;
+    let key_pem = read("key", key).await?;
+    let pem_error = |what, path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Pem { what, path, source }
+    };
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(pem_error("certificate", cert))?;
+    if chain.is_empty() {
+        return Err(Error::NoCertificate(cert.to_owned()));
+    }
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(pem_error("key", key))?;
+    let rustls_error = |source| Error::Rustls { cert: cert.to_owned(), key: key.to_owned(), source };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_error)?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(rustls_error)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+async fn read(what: &'static str, path: &Path) -> Result<Vec<u8>> {
+    tokio::fs::read(path).await.map_err(|source| Error::Read { what, path: path.to_owned(), source })
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the routes through `tower::ServiceExt::oneshot` with
+//! a fake provider over real log files, and the server over real TLS.
+
+mod logs;
+mod routes;
+mod support;
+mod tls;

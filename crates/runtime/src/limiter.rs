@@ -1,0 +1,169 @@
+//! [`Limiter`]: the per-store resource limiter that turns "memory limit
+//! exceeded" into an OOM kill.
+//!
+//! wasmtime's `StoreLimits` caps each memory separately and, by default, makes
+//! a refused `memory.grow` return -1, which the guest's allocator turns into a
+//! `NULL` from `malloc`. A container with a memory limit should instead be
+//! killed when it goes over, so this limiter counts the bytes of *all* the
+//! guest's linear memories together and, when a grow would exceed the cap,
+//! records it and fails the grow with an error, which wasmtime raises as a
+//! trap. The runner then sees [`Limiter::exceeded`] and reports the exit as
+//! out-of-memory instead of as a trap.
+
+use wasmtime::ResourceLimiter;
+
+/// The error that fails a `memory.grow` past the cap (it becomes a trap).
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded: growing to {requested} bytes")]
+pub(crate) struct MemoryLimitExceeded {
+    limit: u64,
+    requested: u64,
+}
+
+/// Caps on what one guest store may allocate.
+#[derive(Debug, Clone)]
+pub(crate) struct Limiter {
+    /// Cap on the bytes of all linear memories together.
+    memory_limit: u64,
+    /// Bytes of linear memory granted so far.
+    memory_used: u64,
+    /// Bytes granted by the last `memory_growing`, given back if the grow
+    /// then fails for another reason.
+    last_grant: u64,
+    /// Set once a grow was refused for exceeding `memory_limit`.
+    exceeded: bool,
+    table_elements: usize,
+    instances: usize,
+    tables: usize,
+    memories: usize,
+}
+
+/// The counts a [`Limiter`] enforces besides memory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counts {
+    pub(crate) table_elements: usize,
+    pub(crate) instances: usize,
+    pub(crate) tables: usize,
+    pub(crate) memories: usize,
+}
+
+impl Limiter {
+    pub(crate) fn new(memory_limit: u64, counts: Counts) -> Self {
+        Self {
+            memory_limit,
+            memory_used: 0,
+            last_grant: 0,
+            exceeded: false,
+            table_elements: counts.table_elements,
+            instances: counts.instances,
+            tables: counts.tables,
+            memories: counts.memories,
+        }
+    }
+
+    /// Whether the guest tried to go over its memory limit.
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    /// The memory cap in bytes.
+    pub(crate) fn memory_limit(&self) -> u64 {
+        self.memory_limit
+    }
+}
+
+fn bytes(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            // Beyond the memory's own declared maximum: an ordinary -1.
+            return Ok(false);
+        }
+        let grant = bytes(desired).saturating_sub(bytes(current));
+        let total = self.memory_used.saturating_add(grant);
+        if total > self.memory_limit {
+            self.exceeded = true;
+            tracing::debug!(
+                memory.limit = self.memory_limit,
+                memory.requested = total,
+                "guest exceeded its memory limit"
+            );
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit: self.memory_limit, requested: total }));
+        }
+        self.memory_used = total;
+        self.last_grant = grant;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_used = self.memory_used.saturating_sub(self.last_grant);
+        self.last_grant = 0;
+        tracing::debug!(error = %error, "guest memory grow failed");
+        Ok(())
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements && maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: usize = 64 * 1024;
+
+    fn limiter(limit: u64) -> Limiter {
+        let counts = Counts { table_elements: 10, instances: 1, tables: 1, memories: 2 };
+        Limiter::new(limit, counts)
+    }
+
+    #[test]
+    fn counts_all_memories_together() {
+        let mut l = limiter(4 * PAGE as u64);
+        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
+        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
+        assert!(!l.exceeded());
+        let err = l.memory_growing(2 * PAGE, 3 * PAGE, None).unwrap_err();
+        assert!(l.exceeded());
+        assert!(err.to_string().contains("memory limit of 262144 bytes exceeded"));
+    }
+
+    #[test]
+    fn declared_maximum_is_a_plain_failure() {
+        let mut l = limiter(u64::MAX);
+        assert!(!l.memory_growing(PAGE, 3 * PAGE, Some(2 * PAGE)).unwrap());
+        assert!(!l.exceeded());
+    }
+
+    #[test]
+    fn failed_grow_gives_the_grant_back() {
+        let mut l = limiter(2 * PAGE as u64);
+        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
+        l.memory_grow_failed(wasmtime::format_err!("mmap failed")).unwrap();
+        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
+        assert!(!l.exceeded());
+    }
+
+    #[test]
+    fn table_elements_are_capped() {
+        let mut l = limiter(u64::MAX);
+        assert!(l.table_growing(0, 10, None).unwrap());
+        assert!(!l.table_growing(0, 11, None).unwrap());
+    }
+}

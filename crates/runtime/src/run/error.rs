@@ -1,0 +1,115 @@
+//! [`StartError`]: why a guest could not start.
+
+use std::path::PathBuf;
+
+use crate::compiled::Kind;
+
+/// Why [`Runtime::run`](crate::Runtime::run) could not start the guest.
+///
+/// Messages are meant for a container status: each names what is wrong
+/// (the missing import, the mount, …) and carries wasmtime's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The [`Compiled`](crate::Compiled) was made by another runtime.
+    #[error("the compiled code belongs to another runtime (engine)")]
+    ForeignEngine,
+    /// A component that does not export `wasi:cli/run`, so it is not a
+    /// command (e.g. a `wasi:http/proxy` component).
+    #[error(
+        "unsupported component: it does not export wasi:cli/run, so it is not a \
+         wasi:cli/command (its exports: {})",
+        if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+    )]
+    UnsupportedComponent {
+        /// The names the component exports.
+        exports: Vec<String>,
+    },
+    /// The code imports something the host does not provide, or with the
+    /// wrong type.
+    #[error("cannot link the {kind}: {reason}")]
+    Link {
+        /// Module or component.
+        kind: Kind,
+        /// wasmtime's error, flattened; it names the import.
+        reason: String,
+        /// wasmtime's error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// A mount's host directory could not be opened.
+    #[error("cannot mount {} at {guest}: {reason}", host.display())]
+    Mount {
+        /// The guest path.
+        guest: String,
+        /// The host directory.
+        host: PathBuf,
+        /// The error, flattened.
+        reason: String,
+        /// The error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The working directory is not acceptable.
+    #[error("invalid working directory {dir}: {reason}")]
+    InvalidWorkingDir {
+        /// The working directory.
+        dir: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The host directory of the working directory could not be opened.
+    #[error("cannot open working directory {dir}: {reason}")]
+    WorkingDir {
+        /// The working directory.
+        dir: String,
+        /// The error, flattened.
+        reason: String,
+        /// The error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// Instantiation failed (e.g. a start function trapped, or a limit on
+    /// instances, tables or memories was hit).
+    #[error("cannot instantiate the {kind}: {reason}")]
+    Instantiate {
+        /// Module or component.
+        kind: Kind,
+        /// wasmtime's error, flattened.
+        reason: String,
+        /// wasmtime's error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The core module exports no `_start` function of type `() -> ()`.
+    #[error(
+        "the module has no `_start` function to run (only WASI command modules \
+         are supported): {reason}"
+    )]
+    MissingStart {
+        /// wasmtime's error, flattened.
+        reason: String,
+        /// wasmtime's error.
+        #[source]
+        source: wasmtime::Error,
+    },
+}
+
+impl StartError {
+    /// A low-cardinality label for metrics and container status reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::ForeignEngine => "foreign_engine",
+            Self::UnsupportedComponent { .. } => "unsupported_component",
+            Self::Link { .. } => "link",
+            Self::Mount { .. } => "mount",
+            Self::InvalidWorkingDir { .. } | Self::WorkingDir { .. } => "working_dir",
+            Self::Instantiate { .. } => "instantiate",
+            Self::MissingStart { .. } => "missing_start",
+        }
+    }
+}
+
+/// wasmtime's error with its chain, for the `reason` fields.
+pub(crate) fn flatten(error: &wasmtime::Error) -> String {
+    format!("{error:#}")
+}

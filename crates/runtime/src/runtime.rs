@@ -1,0 +1,139 @@
+//! [`Runtime`]: the one wasmtime `Engine` of the process, its epoch ticker,
+//! its WASI linkers and its compile cache.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::{Cache, CacheConfig, Engine, Strategy};
+
+use crate::cache::Cache as CompileCache;
+use crate::config::Config;
+use crate::epoch::EpochTicker;
+use crate::run::Linkers;
+
+/// Why [`Runtime::new`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is unusable.
+    #[error("invalid runtime configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The compiled-code cache could not be set up in `dir`.
+    #[error("cannot use {} as the compiled-code cache directory", dir.display())]
+    CacheDir {
+        /// The configured directory.
+        dir: PathBuf,
+        /// wasmtime's error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// wasmtime rejected the engine configuration.
+    #[error("cannot create the wasmtime engine")]
+    Engine {
+        /// wasmtime's error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The WASI host functions could not be added to a linker.
+    #[error("cannot set up the WASI linker")]
+    Linker {
+        /// wasmtime's error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The epoch ticker thread could not be started.
+    #[error("cannot start the epoch ticker thread")]
+    Ticker {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The wasm runtime of a node: create one per process and share it.
+///
+/// `Runtime` is a cheap handle (an `Arc`): clone it into every component that
+/// compiles or runs guests. The engine's epoch ticker stops when the last
+/// clone is dropped; a running guest borrows its runtime, so that cannot
+/// happen while a guest runs.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) config: Config,
+    pub(crate) cache: CompileCache,
+    /// wasmtime's on-disk cache (a handle sharing its hit counters).
+    pub(crate) disk_cache: Option<Cache>,
+    pub(crate) linkers: Linkers,
+    /// Declared last: dropped after everything that uses the engine.
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Creates the engine (Cranelift, epoch interruption, async, the on-disk
+    /// cache when `config.cache_dir` is set), the WASI linkers and the epoch
+    /// ticker.
+    ///
+    /// # Errors
+    ///
+    /// An invalid `config`, an unusable cache directory, or a failure to
+    /// create the engine, the linkers or the ticker thread.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        config.validate().map_err(|reason| Error::InvalidConfig { reason })?;
+        let mut wasm = wasmtime::Config::new();
+        wasm.strategy(Strategy::Cranelift).epoch_interruption(true).wasm_component_model(true);
+        let disk_cache = config.cache_dir.as_deref().map(disk_cache).transpose()?;
+        wasm.cache(disk_cache.clone());
+        let engine = Engine::new(&wasm).map_err(|source| Error::Engine { source })?;
+        let linkers = Linkers::new(&engine).map_err(|source| Error::Linker { source })?;
+        let ticker =
+            EpochTicker::start(engine.clone(), config.epoch_tick).map_err(|source| Error::Ticker { source })?;
+        tracing::info!(
+            cache_dir = ?config.cache_dir,
+            epoch_tick = ?config.epoch_tick,
+            "wasm runtime started"
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                cache: CompileCache::default(),
+                disk_cache,
+                linkers,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The engine, for embedding guests in other ways (e.g. serving a
+    /// component's `wasi:http` export) with the same compiled code.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The configuration this runtime was created with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+/// wasmtime's disk cache in `dir` (made absolute: wasmtime requires it).
+fn disk_cache(dir: &std::path::Path) -> Result<Cache, Error> {
+    let fail = |source| Error::CacheDir { dir: dir.to_owned(), source };
+    let absolute = std::path::absolute(dir).map_err(|e| fail(wasmtime::Error::new(e)))?;
+    let mut cache = CacheConfig::new();
+    cache.with_directory(absolute);
+    Cache::new(cache).map_err(fail)
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}

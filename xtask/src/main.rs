@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmlet_oci=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmlet_oci=warn,kube_client=off")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -7,10 +7,7 @@ use anyhow::{Context, bail};
 
 /// The repository root (the parent of `xtask/`).
 pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Where build products that are not cargo's go.
@@ -20,10 +17,7 @@ pub(crate) fn fixtures_dir() -> PathBuf {
 
 /// Installs the Debian packages the test bed needs (no-op when present).
 pub(crate) fn apt_deps() -> anyhow::Result<()> {
-    exec(
-        &mut Command::new(repo_root().join("tools/setup/apt-deps.sh")),
-        "installing system packages",
-    )
+    exec(&mut Command::new(repo_root().join("tools/setup/apt-deps.sh")), "installing system packages")
 }
 
 /// Builds the control plane if it is not cached yet; returns its bin directory.
@@ -36,10 +30,7 @@ pub(crate) fn control_plane() -> anyhow::Result<PathBuf> {
         bail!("building the control plane failed ({})", out.status);
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let bin = stdout
-        .lines()
-        .last()
-        .context("tools/k8s/build.sh printed no bin directory")?;
+    let bin = stdout.lines().last().context("tools/k8s/build.sh printed no bin directory")?;
     Ok(PathBuf::from(bin.trim()))
 }
 
@@ -47,10 +38,7 @@ pub(crate) fn control_plane() -> anyhow::Result<PathBuf> {
 pub(crate) fn build_fixtures() -> anyhow::Result<PathBuf> {
     let out = fixtures_dir();
     let mut make = Command::new("make");
-    make.arg("-s")
-        .arg("-C")
-        .arg(repo_root().join("fixtures"))
-        .arg(format!("OUT={}", out.display()));
+    make.arg("-s").arg("-C").arg(repo_root().join("fixtures")).arg(format!("OUT={}", out.display()));
     exec(&mut make, "building wasm fixtures")?;
     Ok(out)
 }
@@ -58,9 +46,7 @@ pub(crate) fn build_fixtures() -> anyhow::Result<PathBuf> {
 /// Runs a command, failing with `what` when it does not succeed.
 pub(crate) fn exec(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     tracing::debug!(?cmd, "running");
-    let status = cmd
-        .status()
-        .with_context(|| format!("{what}: starting {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("{what}: starting {cmd:?}"))?;
     if !status.success() {
         bail!("{what} failed: {cmd:?} exited with {status}");
     }

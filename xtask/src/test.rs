@@ -37,37 +37,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     if !args.no_lint {
         let t = Instant::now();
-        exec(
-            cargo().args(["fmt", "--all", "--check"]),
-            "cargo fmt --check",
-        )?;
-        exec(
-            cargo().args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]),
-            "cargo clippy",
-        )?;
+        exec(cargo().args(["fmt", "--all", "--check"]), "cargo fmt --check")?;
+        exec(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]), "cargo clippy")?;
         step("lint", t);
     }
     let t = Instant::now();
-    exec(
-        cargo().args(["test", "--workspace", "--no-run"]),
-        "building the tests",
-    )?;
+    exec(cargo().args(["test", "--workspace", "--no-run"]), "building the tests")?;
     step("build tests", t);
 
     let location = Location {
         dir: Some(std::env::temp_dir().join("wasmlet-testbed-ci")),
         port_base: Some(
-            std::env::var("WASMLET_TEST_PORT_BASE")
-                .ok()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(TEST_PORT_BASE),
+            std::env::var("WASMLET_TEST_PORT_BASE").ok().and_then(|p| p.parse().ok()).unwrap_or(TEST_PORT_BASE),
         ),
     };
     let t = Instant::now();
@@ -78,10 +59,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let outcome = run_tests(&tb, &args.cargo_test_args);
     step("tests", t);
     if outcome.is_err() {
-        eprintln!(
-            "\n---- test bed component logs (tail) ----\n{}",
-            tb.log_tails(30)
-        );
+        eprintln!("\n---- test bed component logs (tail) ----\n{}", tb.log_tails(30));
     }
     if args.keep {
         eprintln!("test bed kept running in {}", tb.dir().display());
@@ -97,11 +75,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn run_tests(tb: &Testbed, extra: &[String]) -> anyhow::Result<()> {
-    let path = format!(
-        "{}:{}",
-        tb.bin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", tb.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
     let status = cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)

@@ -56,8 +56,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Down => {
             let dir = args.location.dir();
-            Testbed::down(&dir)
-                .with_context(|| format!("stopping the test bed in {}", dir.display()))?;
+            Testbed::down(&dir).with_context(|| format!("stopping the test bed in {}", dir.display()))?;
             eprintln!("test bed in {} stopped", dir.display());
             Ok(())
         }
@@ -83,15 +82,8 @@ pub(crate) async fn up(location: &Location) -> anyhow::Result<Testbed> {
     }
     let tb = Testbed::up(config).await.context("starting the test bed")?;
     let manifest = steps::repo_root().join("fixtures").join("fixtures.toml");
-    let pushed = wasmlet_testbed::fixtures::push_all(&tb, &manifest, &fixtures)
-        .await
-        .context("pushing fixtures")?;
-    eprintln!(
-        "test bed ready in {}: {} fixture images in {}",
-        tb.dir().display(),
-        pushed.len(),
-        tb.registry()
-    );
+    let pushed = wasmlet_testbed::fixtures::push_all(&tb, &manifest, &fixtures).await.context("pushing fixtures")?;
+    eprintln!("test bed ready in {}: {} fixture images in {}", tb.dir().display(), pushed.len(), tb.registry());
     Ok(tb)
 }
 

@@ -34,11 +34,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let client = client(ClientOptions {
-        insecure_registries: if insecure {
-            vec![reference.resolve_registry().to_owned()]
-        } else {
-            Vec::new()
-        },
+        insecure_registries: if insecure { vec![reference.resolve_registry().to_owned()] } else { Vec::new() },
         extra_root_pem,
         ..ClientOptions::default()
     })?;

@@ -82,10 +82,7 @@ pub fn client(options: ClientOptions) -> Result<Client, Error> {
         if !text.contains("-----BEGIN CERTIFICATE-----") {
             return Err(Error::InvalidCertificate { index });
         }
-        extra_root_certificates.push(Certificate {
-            encoding: CertificateEncoding::Pem,
-            data: pem,
-        });
+        extra_root_certificates.push(Certificate { encoding: CertificateEncoding::Pem, data: pem });
     }
     let protocol = if options.insecure_registries.is_empty() {
         ClientProtocol::Https
@@ -111,33 +108,21 @@ mod tests {
     #[test]
     fn builds_plain_and_insecure_clients() {
         client(ClientOptions::default()).unwrap();
-        client(ClientOptions {
-            insecure_registries: vec!["127.0.0.1:5000".into()],
-            ..ClientOptions::default()
-        })
-        .unwrap();
+        client(ClientOptions { insecure_registries: vec!["127.0.0.1:5000".into()], ..ClientOptions::default() })
+            .unwrap();
     }
 
     #[test]
     fn rejects_garbage_pem() {
-        let err = client(ClientOptions {
-            extra_root_pem: vec![b"not a certificate".to_vec()],
-            ..ClientOptions::default()
-        })
-        .err()
-        .unwrap();
-        assert!(
-            matches!(err, Error::InvalidCertificate { index: 0 }),
-            "{err:?}"
-        );
+        let err =
+            client(ClientOptions { extra_root_pem: vec![b"not a certificate".to_vec()], ..ClientOptions::default() })
+                .err()
+                .unwrap();
+        assert!(matches!(err, Error::InvalidCertificate { index: 0 }), "{err:?}");
 
         let broken = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        let err = client(ClientOptions {
-            extra_root_pem: vec![broken.to_vec()],
-            ..ClientOptions::default()
-        })
-        .err()
-        .unwrap();
+        let err =
+            client(ClientOptions { extra_root_pem: vec![broken.to_vec()], ..ClientOptions::default() }).err().unwrap();
         assert!(matches!(err, Error::Build(_)), "{err:?}");
     }
 }

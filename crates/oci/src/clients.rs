@@ -28,9 +28,7 @@ pub struct Clients {
 
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Clients")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
+        f.debug_struct("Clients").field("options", &self.options).finish_non_exhaustive()
     }
 }
 
@@ -42,10 +40,7 @@ impl Clients {
     /// The options are invalid (checked by building the anonymous client now).
     pub fn new(options: ClientOptions) -> Result<Self, Error> {
         let anonymous = client(options.clone())?;
-        Ok(Self {
-            options,
-            pool: Mutex::new(vec![(key(&RegistryAuth::Anonymous), anonymous)]),
-        })
+        Ok(Self { options, pool: Mutex::new(vec![(key(&RegistryAuth::Anonymous), anonymous)]) })
     }
 
     /// The client to use with `auth`.
@@ -89,9 +84,7 @@ mod tests {
     fn one_client_per_credentials_and_bounded() {
         let clients = Clients::new(ClientOptions::default()).unwrap();
         for i in 0..(MAX_CLIENTS + 10) {
-            clients
-                .get(&RegistryAuth::Basic(format!("u{i}"), "p".into()))
-                .unwrap();
+            clients.get(&RegistryAuth::Basic(format!("u{i}"), "p".into())).unwrap();
         }
         assert_eq!(clients.pool.lock().unwrap().len(), MAX_CLIENTS);
         // Keys never hold the secret itself.

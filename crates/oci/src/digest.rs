@@ -78,16 +78,10 @@ impl FromStr for Digest {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = s.strip_prefix(PREFIX).is_some_and(|hex| {
-            hex.len() == HEX_LEN && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        });
-        if valid {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ParseError {
-                input: s.to_owned(),
-            })
-        }
+        let valid = s
+            .strip_prefix(PREFIX)
+            .is_some_and(|hex| hex.len() == HEX_LEN && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        if valid { Ok(Self(s.to_owned())) } else { Err(ParseError { input: s.to_owned() }) }
     }
 }
 

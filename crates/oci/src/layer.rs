@@ -22,9 +22,7 @@ pub enum Error {
     #[error("cannot write the extracted file")]
     Write(#[source] io::Error),
     /// No file is named by the image config and several `.wasm` files exist.
-    #[error(
-        "the layer holds several .wasm files ({first}, {second}) and the image config names none"
-    )]
+    #[error("the layer holds several .wasm files ({first}, {second}) and the image config names none")]
     Ambiguous {
         /// The first `.wasm` path.
         first: String,
@@ -76,12 +74,7 @@ pub(crate) fn normalize(path: &str) -> Option<String> {
 
 /// Searches a (possibly gzip-compressed) tar stream for `wanted` and copies
 /// it to `out`.
-pub(crate) fn extract(
-    layer: impl Read,
-    gzip: bool,
-    wanted: &Wanted,
-    out: &mut impl Write,
-) -> Result<Found, Error> {
+pub(crate) fn extract(layer: impl Read, gzip: bool, wanted: &Wanted, out: &mut impl Write) -> Result<Found, Error> {
     if gzip {
         search(tar::Archive::new(GzDecoder::new(layer)), wanted, out)
     } else {
@@ -89,11 +82,7 @@ pub(crate) fn extract(
     }
 }
 
-fn search<R: Read>(
-    mut archive: tar::Archive<R>,
-    wanted: &Wanted,
-    out: &mut impl Write,
-) -> Result<Found, Error> {
+fn search<R: Read>(mut archive: tar::Archive<R>, wanted: &Wanted, out: &mut impl Write) -> Result<Found, Error> {
     let mut found: Option<String> = None;
     for entry in archive.entries().map_err(Error::Read)? {
         let mut entry = entry.map_err(Error::Read)?;
@@ -123,10 +112,7 @@ fn search<R: Read>(
                     continue;
                 }
                 if let Some(first) = found {
-                    return Err(Error::Ambiguous {
-                        first,
-                        second: path,
-                    });
+                    return Err(Error::Ambiguous { first, second: path });
                 }
                 copy(&mut entry, out)?;
                 found = Some(path);
@@ -138,11 +124,7 @@ fn search<R: Read>(
 
 fn is_whiteout_of(path: &str, want: &str) -> bool {
     let (dir, name) = want.rsplit_once('/').unwrap_or(("", want));
-    let whiteout = if dir.is_empty() {
-        format!(".wh.{name}")
-    } else {
-        format!("{dir}/.wh.{name}")
-    };
+    let whiteout = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
     path == whiteout
 }
 
@@ -168,11 +150,7 @@ pub(crate) struct SingleFileLayer {
 
 /// Builds a layer holding `contents` at `path` (mode 0755, owned by root,
 /// modification time `mtime` in Unix seconds).
-pub(crate) fn single_file_layer(
-    path: &str,
-    contents: &[u8],
-    mtime: u64,
-) -> io::Result<SingleFileLayer> {
+pub(crate) fn single_file_layer(path: &str, contents: &[u8], mtime: u64) -> io::Result<SingleFileLayer> {
     let mut header = tar::Header::new_ustar();
     header.set_entry_type(EntryType::Regular);
     header.set_mode(0o755);
@@ -216,10 +194,7 @@ mod tests {
     #[test]
     fn normalizes_paths() {
         assert_eq!(normalize("/app.wasm").as_deref(), Some("app.wasm"));
-        assert_eq!(
-            normalize("./bin/./app.wasm").as_deref(),
-            Some("bin/app.wasm")
-        );
+        assert_eq!(normalize("./bin/./app.wasm").as_deref(), Some("bin/app.wasm"));
         assert_eq!(normalize("../app.wasm"), None);
         assert_eq!(normalize("/"), None);
     }
@@ -233,10 +208,7 @@ mod tests {
         assert_eq!(found, Found::File("app.wasm".into()));
         assert_eq!(out, b"\0asm\x01\0\0\0");
         let mut out = Vec::new();
-        assert_eq!(
-            extract(&layer.tar[..], false, &Wanted::AnyWasm, &mut out).unwrap(),
-            Found::File("app.wasm".into())
-        );
+        assert_eq!(extract(&layer.tar[..], false, &Wanted::AnyWasm, &mut out).unwrap(), Found::File("app.wasm".into()));
         // Deterministic for a fixed mtime.
         let again = single_file_layer("app.wasm", b"\0asm\x01\0\0\0", 0).unwrap();
         assert_eq!(again.tar, layer.tar);
@@ -251,29 +223,17 @@ mod tests {
         ]);
         let mut out = Vec::new();
         let want = Wanted::Path("srv/main.wasm".into());
-        assert_eq!(
-            extract(&tar[..], false, &want, &mut out).unwrap(),
-            Found::File("srv/main.wasm".into())
-        );
+        assert_eq!(extract(&tar[..], false, &want, &mut out).unwrap(), Found::File("srv/main.wasm".into()));
         assert_eq!(out, b"main");
         let mut out = Vec::new();
-        assert_eq!(
-            extract(&tar[..], false, &Wanted::AnyWasm, &mut out).unwrap(),
-            Found::File("srv/main.wasm".into())
-        );
+        assert_eq!(extract(&tar[..], false, &Wanted::AnyWasm, &mut out).unwrap(), Found::File("srv/main.wasm".into()));
         let want = Wanted::Path("app.wasm".into());
-        assert_eq!(
-            extract(&tar[..], false, &want, &mut Vec::new()).unwrap(),
-            Found::Absent
-        );
+        assert_eq!(extract(&tar[..], false, &want, &mut Vec::new()).unwrap(), Found::Absent);
     }
 
     #[test]
     fn reports_ambiguity_links_and_whiteouts() {
-        let two = tar_of(&[
-            ("a.wasm", EntryType::Regular, b"a"),
-            ("b.wasm", EntryType::Regular, b"b"),
-        ]);
+        let two = tar_of(&[("a.wasm", EntryType::Regular, b"a"), ("b.wasm", EntryType::Regular, b"b")]);
         let err = extract(&two[..], false, &Wanted::AnyWasm, &mut Vec::new()).unwrap_err();
         assert!(matches!(err, Error::Ambiguous { .. }), "{err:?}");
 
@@ -284,10 +244,7 @@ mod tests {
 
         let wh = tar_of(&[("bin/.wh.app.wasm", EntryType::Regular, b"")]);
         let want = Wanted::Path("bin/app.wasm".into());
-        assert_eq!(
-            extract(&wh[..], false, &want, &mut Vec::new()).unwrap(),
-            Found::Deleted
-        );
+        assert_eq!(extract(&wh[..], false, &want, &mut Vec::new()).unwrap(), Found::Deleted);
     }
 
     #[test]

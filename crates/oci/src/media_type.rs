@@ -26,8 +26,7 @@ pub const WASM_TO_OCI_CONFIG: &str = "application/vnd.wasm.config.v1+json";
 /// Layer of the older wasm-to-oci layout: the raw `.wasm` bytes.
 pub const WASM_TO_OCI_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
 /// Component layer used by runwasi; accepted on pull, never written.
-pub const BYTECODEALLIANCE_COMPONENT_LAYER: &str =
-    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
+pub const BYTECODEALLIANCE_COMPONENT_LAYER: &str = "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
 
 /// OCI image config.
 pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -83,14 +82,8 @@ mod tests {
         assert_eq!(LayerKind::of(WASM_LAYER), Some(LayerKind::Wasm));
         assert_eq!(LayerKind::of(WASM_TO_OCI_LAYER), Some(LayerKind::Wasm));
         assert_eq!(LayerKind::of(IMAGE_LAYER_TAR), Some(LayerKind::Tar));
-        assert_eq!(
-            LayerKind::of(DOCKER_LAYER_TAR_GZIP),
-            Some(LayerKind::TarGzip)
-        );
-        assert_eq!(
-            LayerKind::of("application/vnd.cncf.helm.chart.content.v1.tar+gzip"),
-            None
-        );
+        assert_eq!(LayerKind::of(DOCKER_LAYER_TAR_GZIP), Some(LayerKind::TarGzip));
+        assert_eq!(LayerKind::of("application/vnd.cncf.helm.chart.content.v1.tar+gzip"), None);
         assert!(is_image_config(DOCKER_IMAGE_CONFIG));
         assert!(!is_image_config(WASM_CONFIG_V0));
     }

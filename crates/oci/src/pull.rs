@@ -55,45 +55,23 @@ impl Store {
     /// # Errors
     ///
     /// See [`Error`]; every variant names the reference.
-    pub async fn pull(
-        &self,
-        client: &Client,
-        reference: &Reference,
-        auth: &RegistryAuth,
-    ) -> Result<Image> {
+    pub async fn pull(&self, client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<Image> {
         let span = info_span!("pull", image.reference = %reference);
-        self.pull_inner(client, reference, auth)
-            .instrument(span)
-            .await
+        self.pull_inner(client, reference, auth).instrument(span).await
     }
 
-    async fn pull_inner(
-        &self,
-        client: &Client,
-        reference: &Reference,
-        auth: &RegistryAuth,
-    ) -> Result<Image> {
+    async fn pull_inner(&self, client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<Image> {
         let name = reference.whole();
         let (manifest, manifest_digest) = resolve(client, reference, auth).await?;
-        let manifest_digest: Digest =
-            manifest_digest
-                .parse()
-                .map_err(|_| Error::UnsupportedDigest {
-                    reference: name.clone(),
-                    digest: manifest_digest,
-                })?;
+        let manifest_digest: Digest = manifest_digest
+            .parse()
+            .map_err(|_| Error::UnsupportedDigest { reference: name.clone(), digest: manifest_digest })?;
         let plan = select::plan(&manifest).map_err(|e| match e {
-            PlanError::NoWasmLayer => Error::NoWasmLayer {
-                reference: name.clone(),
-            },
-            PlanError::AmbiguousLayers(count) => Error::AmbiguousLayers {
-                reference: name.clone(),
-                count,
-            },
-            PlanError::UnsupportedMediaType(media_type) => Error::UnsupportedMediaType {
-                reference: name.clone(),
-                media_type,
-            },
+            PlanError::NoWasmLayer => Error::NoWasmLayer { reference: name.clone() },
+            PlanError::AmbiguousLayers(count) => Error::AmbiguousLayers { reference: name.clone(), count },
+            PlanError::UnsupportedMediaType(media_type) => {
+                Error::UnsupportedMediaType { reference: name.clone(), media_type }
+            }
         })?;
         let fetched = match plan {
             Plan::Wasm(layer) => self.fetch_wasm_layer(client, reference, &layer).await?,
@@ -104,15 +82,11 @@ impl Store {
                         .pull_blob(reference, &manifest.config, &mut config)
                         .await
                         .map_err(|e| Error::blob(&name, e))?;
-                    select::wanted(&config).map_err(|source| Error::Config {
-                        reference: name.clone(),
-                        source,
-                    })?
+                    select::wanted(&config).map_err(|source| Error::Config { reference: name.clone(), source })?
                 } else {
                     Wanted::AnyWasm
                 };
-                self.fetch_from_tar(client, reference, &layers, wanted)
-                    .await?
+                self.fetch_from_tar(client, reference, &layers, wanted).await?
             }
         };
         let Some(kind) = fetched.inspected.kind else {
@@ -142,39 +116,27 @@ impl Store {
         Ok(image)
     }
 
-    async fn fetch_wasm_layer(
-        &self,
-        client: &Client,
-        reference: &Reference,
-        layer: &OciDescriptor,
-    ) -> Result<Fetched> {
+    async fn fetch_wasm_layer(&self, client: &Client, reference: &Reference, layer: &OciDescriptor) -> Result<Fetched> {
         let name = reference.whole();
-        let digest: Digest = layer.digest.parse().map_err(|_| Error::UnsupportedDigest {
-            reference: name.clone(),
-            digest: layer.digest.clone(),
-        })?;
+        let digest: Digest = layer
+            .digest
+            .parse()
+            .map_err(|_| Error::UnsupportedDigest { reference: name.clone(), digest: layer.digest.clone() })?;
         let path = self.blob_path(&digest);
         if let Ok(Ok(inspected)) = tokio::task::spawn_blocking(move || Inspected::file(&path)).await
             && inspected.digest == digest
         {
             debug!(%digest, "wasm layer already in the store");
-            return Ok(Fetched {
-                file: None,
-                inspected,
-            });
+            return Ok(Fetched { file: None, inspected });
         }
         let file = self.download(client, reference, layer).await?;
         let (file, inspected) = spawn_store(&name, move || {
-            let inspected =
-                Inspected::file(file.path()).map_err(store::Error::io("reading", file.path()))?;
+            let inspected = Inspected::file(file.path()).map_err(store::Error::io("reading", file.path()))?;
             Ok((file, inspected))
         })
         .await?;
         check_digest(&name, &layer.digest, &inspected.digest)?;
-        Ok(Fetched {
-            file: Some(file),
-            inspected,
-        })
+        Ok(Fetched { file: Some(file), inspected })
     }
 
     async fn fetch_from_tar(
@@ -192,9 +154,7 @@ impl Store {
             let (gzip, want) = (layer.gzip, wanted.clone());
             let (layer_digest, found, out) = spawn_store(&name, move || {
                 let io = |op| store::Error::io(op, archive.path());
-                let layer_digest = Inspected::file(archive.path())
-                    .map_err(io("reading"))?
-                    .digest;
+                let layer_digest = Inspected::file(archive.path()).map_err(io("reading"))?.digest;
                 let file = File::open(archive.path()).map_err(io("opening"))?;
                 let mut writer = BufWriter::new(out.as_file());
                 let found = layer::extract(file, gzip, &want, &mut writer);
@@ -212,25 +172,18 @@ impl Store {
                 Found::File(path) => {
                     debug!(layer = %descriptor.digest, path, "found wasm in layer");
                     let (out, inspected) = spawn_store(&name, move || {
-                        let inspected = Inspected::file(out.path())
-                            .map_err(store::Error::io("reading", out.path()))?;
+                        let inspected = Inspected::file(out.path()).map_err(store::Error::io("reading", out.path()))?;
                         Ok((out, inspected))
                     })
                     .await?;
-                    return Ok(Fetched {
-                        file: Some(out),
-                        inspected,
-                    });
+                    return Ok(Fetched { file: Some(out), inspected });
                 }
                 Found::Deleted => break,
                 Found::Absent => {}
             }
         }
         Err(match wanted {
-            Wanted::Path(path) => Error::EntrypointNotFound {
-                reference: name,
-                path: format!("/{path}"),
-            },
+            Wanted::Path(path) => Error::EntrypointNotFound { reference: name, path: format!("/{path}") },
             Wanted::AnyWasm => Error::NoWasmLayer { reference: name },
         })
     }
@@ -245,18 +198,11 @@ impl Store {
     ) -> Result<NamedTempFile> {
         let name = reference.whole();
         let tmp = self.inner.temp_file().map_err(|e| Error::store(&name, e))?;
-        let file = tmp
-            .reopen()
-            .map_err(|e| Error::store(&name, store::Error::io("opening", tmp.path())(e)))?;
+        let file = tmp.reopen().map_err(|e| Error::store(&name, store::Error::io("opening", tmp.path())(e)))?;
         let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
         debug!(digest = %descriptor.digest, size = descriptor.size, "downloading blob");
-        client
-            .pull_blob(reference, descriptor, &mut out)
-            .await
-            .map_err(|e| Error::blob(&name, e))?;
-        out.shutdown()
-            .await
-            .map_err(|e| Error::store(&name, store::Error::io("writing", tmp.path())(e)))?;
+        client.pull_blob(reference, descriptor, &mut out).await.map_err(|e| Error::blob(&name, e))?;
+        out.shutdown().await.map_err(|e| Error::store(&name, store::Error::io("writing", tmp.path())(e)))?;
         Ok(tmp)
     }
 }
@@ -264,31 +210,21 @@ impl Store {
 /// Fetches the image manifest for `reference`, following an image index to
 /// its wasm entry. Returns the manifest and the digest `reference`
 /// resolved to.
-async fn resolve(
-    client: &Client,
-    reference: &Reference,
-    auth: &RegistryAuth,
-) -> Result<(OciImageManifest, String)> {
+async fn resolve(client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<(OciImageManifest, String)> {
     let name = reference.whole();
-    let (manifest, digest) = client
-        .pull_manifest(reference, auth)
-        .await
-        .map_err(|e| Error::manifest(&name, e))?;
+    let (manifest, digest) = client.pull_manifest(reference, auth).await.map_err(|e| Error::manifest(&name, e))?;
     let index = match manifest {
         OciManifest::Image(manifest) => return Ok((manifest, digest)),
         OciManifest::ImageIndex(index) => index,
     };
-    let entry = select::index_entry(&index).ok_or_else(|| Error::NoWasmPlatform {
-        reference: name.clone(),
-    })?;
+    let entry = select::index_entry(&index).ok_or_else(|| Error::NoWasmPlatform { reference: name.clone() })?;
     debug!(index = %digest, entry = %entry.digest, "selected wasm entry of image index");
     let entry_ref = reference.clone_with_digest(entry.digest.clone());
     match client.pull_manifest(&entry_ref, auth).await {
         Ok((OciManifest::Image(manifest), _)) => Ok((manifest, digest)),
-        Ok((OciManifest::ImageIndex(_), _)) => Err(Error::UnsupportedMediaType {
-            reference: name,
-            media_type: "nested image index".to_owned(),
-        }),
+        Ok((OciManifest::ImageIndex(_), _)) => {
+            Err(Error::UnsupportedMediaType { reference: name, media_type: "nested image index".to_owned() })
+        }
         Err(e) => Err(Error::manifest(&name, e)),
     }
 }

@@ -124,10 +124,7 @@ impl FromStr for Layout {
     type Err = ParseLayoutError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|l| l.name() == s)
-            .ok_or_else(|| ParseLayoutError(s.to_owned()))
+        Self::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| ParseLayoutError(s.to_owned()))
     }
 }
 
@@ -156,11 +153,7 @@ pub async fn push_wasm(
     layout: Layout,
     auth: &RegistryAuth,
 ) -> Result<Pushed> {
-    Artifact::builder(wasm)
-        .layout(layout)
-        .build()?
-        .push(client, reference, auth)
-        .await
+    Artifact::builder(wasm).layout(layout).build()?.push(client, reference, auth).await
 }
 
 impl Artifact {
@@ -170,15 +163,8 @@ impl Artifact {
     /// # Errors
     ///
     /// [`Error::Unauthorized`] or [`Error::Registry`].
-    pub async fn push(
-        &self,
-        client: &Client,
-        reference: &Reference,
-        auth: &RegistryAuth,
-    ) -> Result<Pushed> {
-        client
-            .store_auth_if_needed(reference.resolve_registry(), auth)
-            .await;
+    pub async fn push(&self, client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<Pushed> {
+        client.store_auth_if_needed(reference.resolve_registry(), auth).await;
         let err = |e| Error::registry(reference, e);
         for (digest, data) in self.blobs() {
             if client.blob_exists(reference, digest).await.map_err(err)? {
@@ -186,10 +172,7 @@ impl Artifact {
                 continue;
             }
             debug!(%reference, digest, size = data.len(), "uploading blob");
-            client
-                .push_blob(reference, data.clone(), digest)
-                .await
-                .map_err(err)?;
+            client.push_blob(reference, data.clone(), digest).await.map_err(err)?;
         }
         let manifest_url = client
             .push_manifest_raw(

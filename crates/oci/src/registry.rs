@@ -16,9 +16,7 @@ pub(crate) fn classify(err: &OciDistributionError) -> Class {
     match err {
         E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => Class::Unauthorized,
         E::ImageManifestNotFoundError(_) => Class::NotFound,
-        E::ServerError {
-            code: 401 | 403, ..
-        } => Class::Unauthorized,
+        E::ServerError { code: 401 | 403, .. } => Class::Unauthorized,
         E::ServerError { code: 404, .. } => Class::NotFound,
         E::RequestError(e) => match e.status().map(|s| s.as_u16()) {
             Some(401 | 403) => Class::Unauthorized,
@@ -26,10 +24,7 @@ pub(crate) fn classify(err: &OciDistributionError) -> Class {
             _ => Class::Other,
         },
         E::DigestError(DigestError::VerificationError { expected, actual }) => {
-            Class::DigestMismatch {
-                expected: expected.clone(),
-                actual: actual.clone(),
-            }
+            Class::DigestMismatch { expected: expected.clone(), actual: actual.clone() }
         }
         E::RegistryError { envelope, .. } => {
             let codes = || envelope.errors.iter().map(|e| &e.code);
@@ -67,18 +62,13 @@ mod tests {
 
     #[test]
     fn classifies_registry_errors() {
-        let e =
-            envelope(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#);
+        let e = envelope(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#);
         assert_eq!(classify(&e), Class::NotFound);
         let e = envelope(r#"{"errors":[{"code":"DENIED","message":"no"}]}"#);
         assert_eq!(classify(&e), Class::Unauthorized);
         let e = envelope(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#);
         assert_eq!(classify(&e), Class::Other);
-        let e = OciDistributionError::ServerError {
-            code: 404,
-            url: String::new(),
-            message: String::new(),
-        };
+        let e = OciDistributionError::ServerError { code: 404, url: String::new(), message: String::new() };
         assert_eq!(classify(&e), Class::NotFound);
         let e = OciDistributionError::UnauthorizedError { url: String::new() };
         assert_eq!(classify(&e), Class::Unauthorized);

@@ -15,9 +15,10 @@ const WASM_OSES: [&str; 3] = ["wasip1", "wasip2", "wasi"];
 /// `wasi`, or architecture `wasm`.
 pub(crate) fn index_entry(index: &OciImageIndex) -> Option<&ImageIndexEntry> {
     index.manifests.iter().find(|entry| {
-        entry.platform.as_ref().is_some_and(|p| {
-            p.architecture == Architecture::Wasm || WASM_OSES.contains(&p.os.to_string().as_str())
-        })
+        entry
+            .platform
+            .as_ref()
+            .is_some_and(|p| p.architecture == Architecture::Wasm || WASM_OSES.contains(&p.os.to_string().as_str()))
     })
 }
 
@@ -51,16 +52,8 @@ pub(crate) enum PlanError {
 /// uses it, whatever the other layers are. Otherwise every layer must be a
 /// tar layer and the file is searched for in them.
 pub(crate) fn plan(manifest: &OciImageManifest) -> Result<Plan, PlanError> {
-    let kinds: Vec<_> = manifest
-        .layers
-        .iter()
-        .map(|d| (d, LayerKind::of(&d.media_type)))
-        .collect();
-    let wasm: Vec<_> = kinds
-        .iter()
-        .filter(|(_, k)| *k == Some(LayerKind::Wasm))
-        .map(|(d, _)| *d)
-        .collect();
+    let kinds: Vec<_> = manifest.layers.iter().map(|d| (d, LayerKind::of(&d.media_type))).collect();
+    let wasm: Vec<_> = kinds.iter().filter(|(_, k)| *k == Some(LayerKind::Wasm)).map(|(d, _)| *d).collect();
     match wasm.as_slice() {
         [one] => return Ok(Plan::Wasm((*one).clone())),
         [] => {}
@@ -76,10 +69,7 @@ pub(crate) fn plan(manifest: &OciImageManifest) -> Result<Plan, PlanError> {
         kinds
             .into_iter()
             .rev()
-            .map(|(d, k)| TarLayer {
-                descriptor: d.clone(),
-                gzip: k == Some(LayerKind::TarGzip),
-            })
+            .map(|(d, k)| TarLayer { descriptor: d.clone(), gzip: k == Some(LayerKind::TarGzip) })
             .collect(),
     ))
 }
@@ -107,13 +97,9 @@ struct ExecConfig {
 /// a runwasi-style `#function` suffix, relative to `WorkingDir`. Without
 /// either, the only `.wasm` file in the image.
 pub(crate) fn wanted(config_json: &[u8]) -> Result<Wanted, serde_json::Error> {
-    let exec = serde_json::from_slice::<ImageConfig>(config_json)?
-        .config
-        .unwrap_or_default();
-    let program = exec
-        .entrypoint
-        .and_then(|e| e.into_iter().next())
-        .or_else(|| exec.cmd.and_then(|c| c.into_iter().next()));
+    let exec = serde_json::from_slice::<ImageConfig>(config_json)?.config.unwrap_or_default();
+    let program =
+        exec.entrypoint.and_then(|e| e.into_iter().next()).or_else(|| exec.cmd.and_then(|c| c.into_iter().next()));
     let Some(program) = program else {
         return Ok(Wanted::AnyWasm);
     };

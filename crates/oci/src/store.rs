@@ -148,9 +148,7 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         }
         debug!(root = %inner.root.display(), "opened OCI store");
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The root directory.
@@ -213,12 +211,7 @@ impl Store {
         // Check again under the write lock, then delete. If a concurrent
         // pull replaced the bad copy with a good one, read that.
         self.remove_if_corrupt(digest.clone()).await?;
-        self.read_verified(digest)
-            .await?
-            .map_err(|actual| Error::CorruptBlob {
-                digest: digest.clone(),
-                actual,
-            })
+        self.read_verified(digest).await?.map_err(|actual| Error::CorruptBlob { digest: digest.clone(), actual })
     }
 
     /// The blob's bytes, or the digest they actually have.
@@ -227,20 +220,14 @@ impl Store {
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::BlobNotFound {
-                    digest: digest.clone(),
-                });
+                return Err(Error::BlobNotFound { digest: digest.clone() });
             }
             Err(e) => return Err(Error::io("reading", &path)(e)),
         };
         let digest = digest.clone();
         tokio::task::spawn_blocking(move || {
             let actual = Digest::of(&bytes);
-            if actual == digest {
-                Ok(bytes)
-            } else {
-                Err(actual)
-            }
+            if actual == digest { Ok(bytes) } else { Err(actual) }
         })
         .await
         .map_err(Error::Task)
@@ -288,15 +275,10 @@ impl Inner {
 
     /// Moves a verified temp file into place as blob `digest` and records
     /// `image` in the index. Call with a read guard of `lock` held.
-    pub(crate) fn commit(
-        &self,
-        blob: Option<tempfile::NamedTempFile>,
-        image: &Image,
-    ) -> Result<()> {
+    pub(crate) fn commit(&self, blob: Option<tempfile::NamedTempFile>, image: &Image) -> Result<()> {
         if let Some(blob) = blob {
             let path = self.blob_path(&image.wasm_digest);
-            blob.persist(&path)
-                .map_err(|e| Error::io("renaming into", &path)(e.error))?;
+            blob.persist(&path).map_err(|e| Error::io("renaming into", &path)(e.error))?;
         }
         index::write(&self.refs, &self.tmp, image)
     }

@@ -17,19 +17,9 @@ const MANAGER: &str = "wasmlet-testbed";
 /// ClusterRoleBindings: (name, ClusterRole, subject kind, subject name).
 const BINDINGS: [(&str, &str, &str, &str); 4] = [
     // The apiserver may call every kubelet API (logs, exec, port-forward, stats).
-    (
-        "wasmlet-testbed:apiserver-kubelet-admin",
-        "system:kubelet-api-admin",
-        "User",
-        APISERVER_KUBELET_USER,
-    ),
+    ("wasmlet-testbed:apiserver-kubelet-admin", "system:kubelet-api-admin", "User", APISERVER_KUBELET_USER),
     // Nodes holding a bootstrap token may create CSRs ...
-    (
-        "wasmlet-testbed:node-bootstrapper",
-        "system:node-bootstrapper",
-        "Group",
-        "system:bootstrappers",
-    ),
+    ("wasmlet-testbed:node-bootstrapper", "system:node-bootstrapper", "Group", "system:bootstrappers"),
     // ... whose first client certificate is approved automatically ...
     (
         "wasmlet-testbed:node-autoapprove-bootstrap",
@@ -51,10 +41,7 @@ pub(crate) async fn apply(client: &kube::Client) -> Result<()> {
     let api: Api<ClusterRoleBinding> = Api::all(client.clone());
     for (name, role, kind, subject) in BINDINGS {
         let binding = ClusterRoleBinding {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.to_owned()),
-                ..Default::default()
-            },
+            metadata: kube::api::ObjectMeta { name: Some(name.to_owned()), ..Default::default() },
             role_ref: RoleRef {
                 api_group: Some("rbac.authorization.k8s.io".into()),
                 kind: "ClusterRole".into(),
@@ -67,13 +54,7 @@ pub(crate) async fn apply(client: &kube::Client) -> Result<()> {
                 namespace: None,
             }]),
         };
-        api.patch(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&binding),
-        )
-        .await
-        .map_err(Error::Kube)?;
+        api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&binding)).await.map_err(Error::Kube)?;
     }
     Ok(())
 }

@@ -23,9 +23,7 @@ impl Files {
         Self {
             pki: dir.join("pki"),
             etcd_data: dir.join("etcd"),
-            controller_manager_kubeconfig: dir
-                .join("kubeconfig")
-                .join("controller-manager.kubeconfig"),
+            controller_manager_kubeconfig: dir.join("kubeconfig").join("controller-manager.kubeconfig"),
             scheduler_kubeconfig: dir.join("kubeconfig").join("scheduler.kubeconfig"),
         }
     }
@@ -78,14 +76,8 @@ pub(crate) fn apiserver(cfg: &Config, files: &Files) -> Component {
             "--authorization-mode=Node,RBAC".into(),
             "--enable-admission-plugins=NodeRestriction".into(),
             "--enable-bootstrap-token-auth=true".into(),
-            format!(
-                "--kubelet-client-certificate={}",
-                files.pki("apiserver-kubelet-client.crt")
-            ),
-            format!(
-                "--kubelet-client-key={}",
-                files.pki("apiserver-kubelet-client.key")
-            ),
+            format!("--kubelet-client-certificate={}", files.pki("apiserver-kubelet-client.crt")),
+            format!("--kubelet-client-key={}", files.pki("apiserver-kubelet-client.key")),
             format!("--kubelet-certificate-authority={}", files.pki("ca.crt")),
             "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
             // With a loopback advertise address there is nothing useful to put in
@@ -113,20 +105,14 @@ pub(crate) fn controller_manager(cfg: &Config, files: &Files) -> Component {
             "--controllers=*,bootstrapsigner,tokencleaner".into(),
             format!("--cluster-signing-cert-file={}", files.pki("ca.crt")),
             format!("--cluster-signing-key-file={}", files.pki("ca.key")),
-            format!(
-                "--cluster-signing-duration={}s",
-                cfg.cluster_signing_duration.as_secs()
-            ),
+            format!("--cluster-signing-duration={}s", cfg.cluster_signing_duration.as_secs()),
             format!("--root-ca-file={}", files.pki("ca.crt")),
             format!("--service-account-private-key-file={}", files.pki("sa.key")),
             format!("--service-cluster-ip-range={}", cfg.service_cidr),
             "--allocate-node-cidrs=true".into(),
             format!("--cluster-cidr={}", cfg.cluster_cidr),
             "--node-cidr-mask-size=24".into(),
-            format!(
-                "--node-monitor-grace-period={}s",
-                cfg.node_monitor_grace_period.as_secs()
-            ),
+            format!("--node-monitor-grace-period={}s", cfg.node_monitor_grace_period.as_secs()),
             "--node-monitor-period=2s".into(),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={}", p.controller_manager),

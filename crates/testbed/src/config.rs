@@ -113,9 +113,7 @@ mod secs {
         s.serialize_u64(d.as_secs())
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs: u64 = serde::Deserialize::deserialize(d)?;
         Ok(Duration::from_secs(secs))
     }

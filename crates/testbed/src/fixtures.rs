@@ -58,14 +58,9 @@ pub struct Pushed {
 
 /// Reads the fixture manifest.
 pub fn load_manifest(path: &Path) -> Result<Vec<Fixture>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let manifest: Manifest = toml::from_str(&text).map_err(|e| Error::Manifest {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+    let manifest: Manifest =
+        toml::from_str(&text).map_err(|e| Error::Manifest { path: path.to_owned(), reason: e.to_string() })?;
     Ok(manifest.fixture)
 }
 
@@ -76,27 +71,16 @@ pub fn reference(tb: &Testbed, name: &str) -> String {
 
 /// The reference of the fixture in the private registry.
 pub fn private_reference(tb: &Testbed) -> String {
-    format!(
-        "{}/private/{LAYOUT_FIXTURE}:{TAG}",
-        tb.private_registry().addr
-    )
+    format!("{}/private/{LAYOUT_FIXTURE}:{TAG}", tb.private_registry().addr)
 }
 
 /// OCI clients (one per credentials) that trust the test bed's registries.
 pub fn oci_clients(tb: &Testbed) -> Result<Clients> {
-    let ca = std::fs::read(&tb.private_registry().ca).map_err(|source| Error::Io {
-        path: tb.private_registry().ca.clone(),
-        source,
-    })?;
-    let options = ClientOptions {
-        insecure_registries: vec![tb.registry()],
-        extra_root_pem: vec![ca],
-        ..Default::default()
-    };
-    Clients::new(options).map_err(|e| Error::Push {
-        name: "client".into(),
-        source: Box::new(e),
-    })
+    let ca = std::fs::read(&tb.private_registry().ca)
+        .map_err(|source| Error::Io { path: tb.private_registry().ca.clone(), source })?;
+    let options =
+        ClientOptions { insecure_registries: vec![tb.registry()], extra_root_pem: vec![ca], ..Default::default() };
+    Clients::new(options).map_err(|e| Error::Push { name: "client".into(), source: Box::new(e) })
 }
 
 /// Credentials of the private registry.
@@ -112,51 +96,27 @@ pub async fn push_all(tb: &Testbed, manifest: &Path, dir: &Path) -> Result<Vec<P
     let mut pushed = Vec::new();
     for fixture in load_manifest(manifest)? {
         let path = dir.join(&fixture.file);
-        let wasm = std::fs::read(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let mut targets = vec![(
-            reference(tb, &fixture.name),
-            Layout::Cncf,
-            RegistryAuth::Anonymous,
-        )];
+        let wasm = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let mut targets = vec![(reference(tb, &fixture.name), Layout::Cncf, RegistryAuth::Anonymous)];
         if fixture.name == LAYOUT_FIXTURE {
             let repo = format!("{}/fixtures/{}", tb.registry(), fixture.name);
-            targets.push((
-                format!("{repo}:wasm-to-oci"),
-                Layout::WasmToOci,
-                RegistryAuth::Anonymous,
-            ));
-            targets.push((
-                format!("{repo}:image"),
-                Layout::Image,
-                RegistryAuth::Anonymous,
-            ));
+            targets.push((format!("{repo}:wasm-to-oci"), Layout::WasmToOci, RegistryAuth::Anonymous));
+            targets.push((format!("{repo}:image"), Layout::Image, RegistryAuth::Anonymous));
             targets.push((private_reference(tb), Layout::Cncf, private_auth(tb)));
         }
         for (target, layout, auth) in targets {
-            let reference: Reference = target.parse().map_err(|e| Error::Push {
-                name: fixture.name.clone(),
-                source: Box::new(e),
-            })?;
-            let result = match wasmlet_oci::Artifact::builder(wasm.clone())
-                .layout(layout)
-                .build()
-            {
+            let reference: Reference =
+                target.parse().map_err(|e| Error::Push { name: fixture.name.clone(), source: Box::new(e) })?;
+            let result = match wasmlet_oci::Artifact::builder(wasm.clone()).layout(layout).build() {
                 Ok(artifact) => {
-                    let client = clients.get(&auth).map_err(|e| Error::Push {
-                        name: fixture.name.clone(),
-                        source: Box::new(e),
-                    })?;
+                    let client = clients
+                        .get(&auth)
+                        .map_err(|e| Error::Push { name: fixture.name.clone(), source: Box::new(e) })?;
                     artifact.push(&client, &reference, &auth).await
                 }
                 Err(e) => Err(e),
             }
-            .map_err(|e| Error::Push {
-                name: fixture.name.clone(),
-                source: Box::new(e),
-            })?;
+            .map_err(|e| Error::Push { name: fixture.name.clone(), source: Box::new(e) })?;
             tracing::debug!(%target, digest = %result.manifest_digest, "pushed fixture");
             pushed.push(Pushed {
                 fixture: fixture.name.clone(),
@@ -168,10 +128,8 @@ pub async fn push_all(tb: &Testbed, manifest: &Path, dir: &Path) -> Result<Vec<P
         }
     }
     let record = tb.dir().join(RECORD);
-    let json = serde_json::to_vec_pretty(&pushed).map_err(|e| Error::Io {
-        path: record.clone(),
-        source: std::io::Error::other(e),
-    })?;
+    let json = serde_json::to_vec_pretty(&pushed)
+        .map_err(|e| Error::Io { path: record.clone(), source: std::io::Error::other(e) })?;
     crate::process::write_file(&record, &json)?;
     Ok(pushed)
 }
@@ -179,14 +137,8 @@ pub async fn push_all(tb: &Testbed, manifest: &Path, dir: &Path) -> Result<Vec<P
 /// What [`push_all`] pushed, as recorded.
 pub fn recorded(tb: &Testbed) -> Result<Vec<Pushed>> {
     let record = tb.dir().join(RECORD);
-    let text = std::fs::read(&record).map_err(|source| Error::Io {
-        path: record.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&text).map_err(|e| Error::Io {
-        path: record,
-        source: std::io::Error::other(e),
-    })
+    let text = std::fs::read(&record).map_err(|source| Error::Io { path: record.clone(), source })?;
+    serde_json::from_slice(&text).map_err(|e| Error::Io { path: record, source: std::io::Error::other(e) })
 }
 
 /// Asks the registries for the current manifest digest of every recorded image.
@@ -194,26 +146,19 @@ pub async fn list(tb: &Testbed) -> Result<Vec<Pushed>> {
     let clients = oci_clients(tb)?;
     let mut out = Vec::new();
     for mut image in recorded(tb)? {
-        let reference: Reference = image.reference.parse().map_err(|e| Error::Push {
-            name: image.fixture.clone(),
-            source: Box::new(e),
-        })?;
+        let reference: Reference =
+            image.reference.parse().map_err(|e| Error::Push { name: image.fixture.clone(), source: Box::new(e) })?;
         let auth = if image.reference.starts_with(&tb.private_registry().addr) {
             private_auth(tb)
         } else {
             RegistryAuth::Anonymous
         };
-        let client = clients.get(&auth).map_err(|e| Error::Push {
-            name: image.fixture.clone(),
-            source: Box::new(e),
-        })?;
+        let client =
+            clients.get(&auth).map_err(|e| Error::Push { name: image.fixture.clone(), source: Box::new(e) })?;
         image.digest = client
             .fetch_manifest_digest(&reference, &auth)
             .await
-            .map_err(|e| Error::Push {
-                name: image.fixture.clone(),
-                source: Box::new(e),
-            })?;
+            .map_err(|e| Error::Push { name: image.fixture.clone(), source: Box::new(e) })?;
         out.push(image);
     }
     Ok(out)

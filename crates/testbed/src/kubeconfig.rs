@@ -7,13 +7,7 @@ use crate::pki::CertFiles;
 use crate::process::write_file;
 
 /// Writes a kubeconfig for a client-certificate identity.
-pub(crate) fn write(
-    path: &Path,
-    server: &str,
-    ca: &Path,
-    user: &str,
-    creds: &CertFiles,
-) -> Result<()> {
+pub(crate) fn write(path: &Path, server: &str, ca: &Path, user: &str, creds: &CertFiles) -> Result<()> {
     let text = format!(
         "apiVersion: v1
 kind: Config

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 pub use config::{Config, Ports};
 pub use kubeconfig::client as client_from_kubeconfig;
-pub use nodes::NodeCredentials;
+pub use nodes::{NodeCredentials, host_ip};
 pub use registry::PrivateRegistry;
 pub use testbed::{COMPONENTS, Testbed};
 

@@ -1,7 +1,7 @@
 //! Credentials for a node, until wasmlet bootstraps its own: a kubeconfig with
 //! a `system:node:NAME` client certificate and a kubelet serving certificate.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, UdpSocket};
 use std::path::PathBuf;
 
 use crate::pki::{CertFiles, Usage, loopback_sans};
@@ -28,14 +28,8 @@ impl Testbed {
         let out = self.dir().join("nodes").join(name);
         let creds = NodeCredentials {
             kubeconfig: out.join("kubeconfig"),
-            client: CertFiles {
-                cert: out.join("client.crt"),
-                key: out.join("client.key"),
-            },
-            serving: CertFiles {
-                cert: out.join("serving.crt"),
-                key: out.join("serving.key"),
-            },
+            client: CertFiles { cert: out.join("client.crt"), key: out.join("client.key") },
+            serving: CertFiles { cert: out.join("serving.crt"), key: out.join("serving.key") },
             ca: self.ca_cert(),
         };
         if creds.kubeconfig.is_file() && creds.serving.key.is_file() {
@@ -43,33 +37,27 @@ impl Testbed {
         }
         let ca = self.ca()?;
         let user = format!("system:node:{name}");
-        ca.mint(
-            &out,
-            "client",
-            &Usage::Client {
-                cn: user.clone(),
-                orgs: vec!["system:nodes".into()],
-            },
-        )?;
+        ca.mint(&out, "client", &Usage::Client { cn: user.clone(), orgs: vec!["system:nodes".into()] })?;
         let (mut dns, mut ips) = loopback_sans();
         dns.push(name.to_owned());
         ips.extend_from_slice(extra_ips);
-        ca.mint(
-            &out,
-            "serving",
-            &Usage::Server {
-                cn: user.clone(),
-                dns,
-                ips,
-            },
-        )?;
-        kubeconfig::write(
-            &creds.kubeconfig,
-            &self.server(),
-            &creds.ca,
-            &user,
-            &creds.client,
-        )?;
+        ca.mint(&out, "serving", &Usage::Server { cn: user.clone(), dns, ips })?;
+        kubeconfig::write(&creds.kubeconfig, &self.server(), &creds.ca, &user, &creds.client)?;
         Ok(creds)
+    }
+}
+
+/// The host's primary (default-route) address, for node IPs: the apiserver
+/// refuses to proxy to loopback addresses (`nodes/proxy`), so test nodes do not
+/// use 127.0.0.1. Falls back to 127.0.0.1 when the host has no route.
+pub fn host_ip() -> IpAddr {
+    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        // No packet is sent: connecting a UDP socket only picks the route.
+        s.connect("10.255.255.255:1")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
     }
 }

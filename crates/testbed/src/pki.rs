@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -57,9 +57,7 @@ pub struct Ca {
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("Ca").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
@@ -70,19 +68,13 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(Error::Pki)?;
         params.distinguished_name = name("wasmlet-testbed-ca", &[]);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         validity(&mut params);
         let cert = params.self_signed(&key).map_err(Error::Pki)?;
         write_file(&dir.join("ca.crt"), cert.pem().as_bytes())?;
         write_private(&dir.join("ca.key"), &key.serialize_pem())?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(Self { dir: dir.to_owned(), issuer: Issuer::new(params, key) })
     }
 
     /// Loads the CA that [`Ca::create`] wrote to `dir`.
@@ -90,10 +82,7 @@ impl Ca {
         let cert = read(&dir.join("ca.crt"))?;
         let key = KeyPair::from_pem(&read(&dir.join("ca.key"))?).map_err(Error::Pki)?;
         let issuer = Issuer::from_ca_cert_pem(&cert, key).map_err(Error::Pki)?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            issuer,
-        })
+        Ok(Self { dir: dir.to_owned(), issuer })
     }
 
     /// The CA certificate file.
@@ -111,10 +100,7 @@ impl Ca {
     pub fn mint(&self, out: &Path, stem: &str, usage: &Usage) -> Result<CertFiles> {
         let key = KeyPair::generate().map_err(Error::Pki)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(Error::Pki)?;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         match usage {
             Usage::Client { cn, orgs } => {
                 params.distinguished_name = name(cn, orgs);
@@ -127,17 +113,12 @@ impl Ca {
                     let d = d.clone().try_into().map_err(Error::Pki)?;
                     params.subject_alt_names.push(SanType::DnsName(d));
                 }
-                params
-                    .subject_alt_names
-                    .extend(ips.iter().copied().map(SanType::IpAddress));
+                params.subject_alt_names.extend(ips.iter().copied().map(SanType::IpAddress));
             }
         }
         validity(&mut params);
         let cert = params.signed_by(&key, &self.issuer).map_err(Error::Pki)?;
-        let files = CertFiles {
-            cert: out.join(format!("{stem}.crt")),
-            key: out.join(format!("{stem}.key")),
-        };
+        let files = CertFiles { cert: out.join(format!("{stem}.crt")), key: out.join(format!("{stem}.key")) };
         write_file(&files.cert, cert.pem().as_bytes())?;
         write_private(&files.key, &key.serialize_pem())?;
         Ok(files)
@@ -148,10 +129,7 @@ impl Ca {
 /// and `sa.pub` (public).
 pub fn service_account_keys(dir: &Path) -> Result<CertFiles> {
     let key = KeyPair::generate().map_err(Error::Pki)?;
-    let files = CertFiles {
-        cert: dir.join("sa.pub"),
-        key: dir.join("sa.key"),
-    };
+    let files = CertFiles { cert: dir.join("sa.pub"), key: dir.join("sa.key") };
     write_file(&files.cert, key.public_key_pem().as_bytes())?;
     write_private(&files.key, &key.serialize_pem())?;
     Ok(files)
@@ -159,10 +137,7 @@ pub fn service_account_keys(dir: &Path) -> Result<CertFiles> {
 
 /// The loopback SANs every serving certificate of the test bed carries.
 pub fn loopback_sans() -> (Vec<String>, Vec<IpAddr>) {
-    (
-        vec!["localhost".to_owned()],
-        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-    )
+    (vec!["localhost".to_owned()], vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])
 }
 
 fn name(cn: &str, orgs: &[String]) -> DistinguishedName {
@@ -186,17 +161,10 @@ fn validity(params: &mut CertificateParams) {
 fn write_private(path: &Path, pem: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     write_file(path, pem.as_bytes())?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-        Error::Io {
-            path: path.to_owned(),
-            source,
-        }
-    })
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })
 }

@@ -35,16 +35,11 @@ impl Component {
     /// stderr to `logs/<name>.log` and writing `pids/<name>.pid` under `dir`.
     pub fn spawn(&self, dir: &Path) -> Result<u32> {
         if !self.program.is_file() {
-            return Err(Error::MissingBinary {
-                path: self.program.clone(),
-            });
+            return Err(Error::MissingBinary { path: self.program.clone() });
         }
         let log_path = log_path(dir, &self.name);
         let log = open_append(&log_path)?;
-        let log2 = log.try_clone().map_err(|source| Error::Io {
-            path: log_path.clone(),
-            source,
-        })?;
+        let log2 = log.try_clone().map_err(|source| Error::Io { path: log_path.clone(), source })?;
         let child = Command::new(&self.program)
             .args(&self.args)
             .stdin(Stdio::null())
@@ -52,15 +47,12 @@ impl Component {
             .stderr(log2)
             .process_group(0)
             .spawn()
-            .map_err(|source| Error::Spawn {
-                component: self.name.clone(),
-                source,
-            })?;
+            .map_err(|source| Error::Spawn { component: self.name.clone(), source })?;
         let pid = child.id();
         // The child is tracked through its pid file, not through `Child`: dropping
         // the handle neither kills nor waits for it.
         drop(child);
-        write_file(&pid_path(dir, &self.name), pid.to_string().as_bytes())?;
+        record_pid(dir, &self.name, pid)?;
         Ok(pid)
     }
 }
@@ -76,11 +68,20 @@ fn pid_path(dir: &Path, name: &str) -> PathBuf {
 
 /// The pid recorded for a component, if its pid file exists.
 pub fn recorded_pid(dir: &Path, name: &str) -> Option<u32> {
-    fs::read_to_string(pid_path(dir, name))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    fs::read_to_string(pid_path(dir, name)).ok()?.trim().parse().ok()
+}
+
+/// Names of every process with a pid file under `dir`.
+pub fn recorded_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir.join("pids")) else {
+        return Vec::new();
+    };
+    entries.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".pid").map(str::to_owned)).collect()
+}
+
+/// Records `pid` as process `name` of the test bed, so that `down` stops it.
+pub fn record_pid(dir: &Path, name: &str, pid: u32) -> Result<()> {
+    write_file(&pid_path(dir, name), pid.to_string().as_bytes())
 }
 
 /// Whether `pid` is a live process (a zombie counts as dead).
@@ -147,33 +148,21 @@ pub fn log_tail(dir: &Path, name: &str, lines: usize) -> String {
 
 fn open_append(path: &Path) -> Result<File> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|source| Error::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
+        fs::create_dir_all(parent).map_err(|source| Error::Io { path: parent.to_owned(), source })?;
     }
     OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })
+        .map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 /// Writes a file, creating its parent directory.
 pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|source| Error::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
+        fs::create_dir_all(parent).map_err(|source| Error::Io { path: parent.to_owned(), source })?;
     }
-    fs::write(path, contents).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })
+    fs::write(path, contents).map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 /// Ports on which something listens (IPv4 and IPv6 TCP), from `/proc/net`.
@@ -188,10 +177,7 @@ pub fn listening_ports() -> Vec<u16> {
             // local_address is "ADDR:PORT" in hex; state 0A is LISTEN.
             if fields.len() > 3
                 && fields[3] == "0A"
-                && let Some(port) = fields[1]
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                && let Some(port) = fields[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok())
             {
                 ports.push(port);
             }

@@ -51,15 +51,7 @@ http:
 pub(crate) fn private(dir: &Path, port: u16, ca: &Ca, password: &str) -> Result<Component> {
     let root = dir.join("registry-tls");
     let (dns, ips) = loopback_sans();
-    let tls = ca.mint(
-        &root,
-        "tls",
-        &Usage::Server {
-            cn: "wasmlet-testbed-registry".into(),
-            dns,
-            ips,
-        },
-    )?;
+    let tls = ca.mint(&root, "tls", &Usage::Server { cn: "wasmlet-testbed-registry".into(), dns, ips })?;
     let hash = bcrypt::hash(password, 6).map_err(Error::Htpasswd)?;
     let htpasswd = root.join("htpasswd");
     write_file(&htpasswd, format!("{PRIVATE_USER}:{hash}\n").as_bytes())?;

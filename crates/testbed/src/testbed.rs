@@ -12,14 +12,8 @@ use crate::registry::{self, PrivateRegistry};
 use crate::{Error, Result, bootstrap, kubeconfig};
 
 /// Every component a test bed runs, in start order.
-pub const COMPONENTS: [&str; 6] = [
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "registry",
-    "registry-tls",
-];
+pub const COMPONENTS: [&str; 6] =
+    ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "registry", "registry-tls"];
 
 /// How long the apiserver may take to become ready (cold caches on 2 cores).
 const APISERVER_READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -67,14 +61,10 @@ impl Testbed {
     /// Finds the test bed recorded in `dir`, without checking that it is healthy.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = state_path(dir);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::NotRunning {
-            dir: dir.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let state = serde_json::from_str(&text).map_err(|e| Error::NotRunning {
-            dir: dir.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::NotRunning { dir: dir.to_owned(), reason: e.to_string() })?;
+        let state = serde_json::from_str(&text)
+            .map_err(|e| Error::NotRunning { dir: dir.to_owned(), reason: e.to_string() })?;
         Ok(Self { state })
     }
 
@@ -84,19 +74,14 @@ impl Testbed {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io {
-                path: dir.to_owned(),
-                source,
-            }),
+            Err(source) => Err(Error::Io { path: dir.to_owned(), source }),
         }
     }
 
     /// Whether every component runs and the apiserver answers `/readyz`.
     pub async fn healthy(&self) -> bool {
         let dir = self.dir();
-        let all_alive = COMPONENTS
-            .iter()
-            .all(|c| process::recorded_pid(dir, c).is_some_and(process::is_alive));
+        let all_alive = COMPONENTS.iter().all(|c| process::recorded_pid(dir, c).is_some_and(process::is_alive));
         all_alive && self.apiserver_ready().await
     }
 
@@ -190,11 +175,7 @@ impl Testbed {
         let kc = dir.join("kubeconfig");
         for (file, user, stem) in [
             ("admin.kubeconfig", "admin", "admin"),
-            (
-                "controller-manager.kubeconfig",
-                "system:kube-controller-manager",
-                "controller-manager",
-            ),
+            ("controller-manager.kubeconfig", "system:kube-controller-manager", "controller-manager"),
             ("scheduler.kubeconfig", "system:kube-scheduler", "scheduler"),
         ] {
             let creds = pki::CertFiles {
@@ -215,41 +196,17 @@ impl Testbed {
         start(&dir, &cluster::scheduler(&config, &files))?;
         let password = random_password();
         start(&dir, &registry::plain(&dir, ports.registry)?)?;
-        start(
-            &dir,
-            &registry::private(&dir, ports.registry_tls, &ca, &password)?,
-        )?;
+        start(&dir, &registry::private(&dir, ports.registry_tls, &ca, &password)?)?;
 
-        wait_port(
-            &dir,
-            "kube-controller-manager",
-            ports.controller_manager,
-            COMPONENT_READY_TIMEOUT,
-        )
-        .await?;
-        wait_port(
-            &dir,
-            "kube-scheduler",
-            ports.scheduler,
-            COMPONENT_READY_TIMEOUT,
-        )
-        .await?;
+        wait_port(&dir, "kube-controller-manager", ports.controller_manager, COMPONENT_READY_TIMEOUT).await?;
+        wait_port(&dir, "kube-scheduler", ports.scheduler, COMPONENT_READY_TIMEOUT).await?;
         wait_port(&dir, "registry", ports.registry, COMPONENT_READY_TIMEOUT).await?;
-        wait_port(
-            &dir,
-            "registry-tls",
-            ports.registry_tls,
-            COMPONENT_READY_TIMEOUT,
-        )
-        .await?;
+        wait_port(&dir, "registry-tls", ports.registry_tls, COMPONENT_READY_TIMEOUT).await?;
         // Pods can only be created once the service-account controller has made
         // the `default` ServiceAccount: that also proves the controller manager works.
-        wait_for(
-            &dir,
-            "kube-controller-manager",
-            COMPONENT_READY_TIMEOUT,
-            || bootstrap::default_service_account_exists(&client, "default"),
-        )
+        wait_for(&dir, "kube-controller-manager", COMPONENT_READY_TIMEOUT, || {
+            bootstrap::default_service_account_exists(&client, "default")
+        })
         .await?;
 
         let state = State {
@@ -261,10 +218,8 @@ impl Testbed {
                 ca: ca.cert_path(),
             },
         };
-        let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Io {
-            path: state_path(&dir),
-            source: std::io::Error::other(e),
-        })?;
+        let json = serde_json::to_vec_pretty(&state)
+            .map_err(|e| Error::Io { path: state_path(&dir), source: std::io::Error::other(e) })?;
         process::write_file(&state_path(&dir), &json)?;
         Ok(Self { state })
     }
@@ -274,10 +229,16 @@ fn state_path(dir: &Path) -> PathBuf {
     dir.join("testbed.json")
 }
 
+/// Stops every process with a pid file in the test bed: extra processes
+/// (a demo's wasmlet node, a test's) first, then the components in reverse
+/// start order.
 fn stop_all(dir: &Path) {
-    for c in COMPONENTS.iter().rev() {
-        if let Err(e) = process::stop(dir, c) {
-            tracing::warn!(component = c, error = %e, "stopping component");
+    let mut extra: Vec<String> =
+        process::recorded_names(dir).into_iter().filter(|n| !COMPONENTS.contains(&n.as_str())).collect();
+    extra.sort();
+    for name in extra.iter().map(String::as_str).chain(COMPONENTS.iter().rev().copied()) {
+        if let Err(e) = process::stop(dir, name) {
+            tracing::warn!(component = name, error = %e, "stopping component");
         }
     }
 }
@@ -293,91 +254,50 @@ fn write_pki(config: &Config, files: &Files) -> Result<Ca> {
     let ca = Ca::create(pki_dir)?;
     let (mut dns, mut ips) = pki::loopback_sans();
     dns.extend(
-        [
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ]
-        .map(String::from),
+        ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
+            .map(String::from),
     );
     ips.push(first_service_ip(&config.service_cidr));
-    ca.mint(
-        pki_dir,
-        "apiserver",
-        &Usage::Server {
-            cn: "kube-apiserver".into(),
-            dns,
-            ips,
-        },
-    )?;
+    ca.mint(pki_dir, "apiserver", &Usage::Server { cn: "kube-apiserver".into(), dns, ips })?;
     let client = |cn: &str, org: Option<&str>| Usage::Client {
         cn: cn.to_owned(),
         orgs: org.map(|o| vec![o.to_owned()]).unwrap_or_default(),
     };
     ca.mint(pki_dir, "admin", &client("admin", Some("system:masters")))?;
-    ca.mint(
-        pki_dir,
-        "controller-manager",
-        &client("system:kube-controller-manager", None),
-    )?;
+    ca.mint(pki_dir, "controller-manager", &client("system:kube-controller-manager", None))?;
     ca.mint(pki_dir, "scheduler", &client("system:kube-scheduler", None))?;
     // The identity the apiserver uses to call kubelets (logs, exec, port-forward).
-    ca.mint(
-        pki_dir,
-        "apiserver-kubelet-client",
-        &client(bootstrap::APISERVER_KUBELET_USER, None),
-    )?;
+    ca.mint(pki_dir, "apiserver-kubelet-client", &client(bootstrap::APISERVER_KUBELET_USER, None))?;
     pki::service_account_keys(pki_dir)?;
     Ok(ca)
 }
 
 /// The first address of the service range: the `kubernetes` Service's ClusterIP.
 fn first_service_ip(cidr: &str) -> IpAddr {
-    let base: Ipv4Addr = cidr
-        .split('/')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(Ipv4Addr::new(10, 96, 0, 0));
+    let base: Ipv4Addr = cidr.split('/').next().and_then(|a| a.parse().ok()).unwrap_or(Ipv4Addr::new(10, 96, 0, 0));
     IpAddr::V4(Ipv4Addr::from(u32::from(base) + 1))
 }
 
 fn random_password() -> String {
     use rand::Rng;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
 }
 
 async fn wait_apiserver(dir: &Path, kubeconfig: &Path) -> Result<kube::Client> {
     let client = kubeconfig::client(kubeconfig).await?;
-    wait_for(dir, "kube-apiserver", APISERVER_READY_TIMEOUT, || {
-        bootstrap::readyz(&client)
-    })
-    .await?;
+    wait_for(dir, "kube-apiserver", APISERVER_READY_TIMEOUT, || bootstrap::readyz(&client)).await?;
     Ok(client)
 }
 
 async fn wait_port(dir: &Path, component: &str, port: u16, timeout: Duration) -> Result<()> {
     wait_for(dir, component, timeout, || async move {
-        TcpStream::connect_timeout(
-            &(Ipv4Addr::LOCALHOST, port).into(),
-            Duration::from_millis(200),
-        )
-        .is_ok()
+        TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_millis(200)).is_ok()
     })
     .await
 }
 
 /// Polls `check` until it returns true, failing early if the component exits.
-async fn wait_for<F, Fut>(
-    dir: &Path,
-    component: &str,
-    timeout: Duration,
-    mut check: F,
-) -> Result<()>
+async fn wait_for<F, Fut>(dir: &Path, component: &str, timeout: Duration, mut check: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

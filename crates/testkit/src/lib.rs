@@ -8,6 +8,8 @@
 //!   timeout reports the object and the tail of every component's log.
 
 mod namespace;
+pub mod node;
+pub mod pods;
 pub mod wait;
 
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
 pub use namespace::Namespace;
+pub use node::WasmletNode;
 use tokio::sync::OnceCell;
 pub use wasmlet_testbed::{Testbed, fixtures::Fixture};
 
@@ -27,10 +30,7 @@ pub fn trace_init() {
     TRACING.get_or_init(|| {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     });
 }
 
@@ -50,11 +50,7 @@ async fn find_or_start() -> anyhow::Result<Testbed> {
     };
     let tb = Testbed::open(&dir)?;
     if !tb.healthy().await {
-        bail!(
-            "the test bed in {} is not healthy:\n{}",
-            dir.display(),
-            tb.log_tails(20)
-        );
+        bail!("the test bed in {} is not healthy:\n{}", dir.display(), tb.log_tails(20));
     }
     Ok(tb)
 }
@@ -73,10 +69,7 @@ fn start_with_xtask() -> anyhow::Result<PathBuf> {
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("export WASMLET_TESTBED_DIR=")
-                .map(PathBuf::from)
-        })
+        .find_map(|l| l.strip_prefix("export WASMLET_TESTBED_DIR=").map(PathBuf::from))
         .context("cargo xtask testbed up printed no WASMLET_TESTBED_DIR")
 }
 
@@ -103,10 +96,7 @@ pub fn fixtures() -> Vec<Fixture> {
 
 /// One fixture by name.
 pub fn fixture(name: &str) -> Fixture {
-    fixtures()
-        .into_iter()
-        .find(|f| f.name == name)
-        .unwrap_or_else(|| panic!("no fixture named {name}"))
+    fixtures().into_iter().find(|f| f.name == name).unwrap_or_else(|| panic!("no fixture named {name}"))
 }
 
 /// The image reference of a fixture in the plain registry.

@@ -20,18 +20,11 @@ impl Namespace {
     /// Creates `<prefix>-<random>` and waits until pods can be created in it
     /// (its `default` ServiceAccount exists).
     pub async fn create(client: &kube::Client, prefix: &str) -> Self {
-        let suffix: String = rand::rng()
-            .sample_iter(rand::distr::Alphanumeric)
-            .take(6)
-            .map(char::from)
-            .collect();
+        let suffix: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(6).map(char::from).collect();
         let name = format!("{prefix}-{}", suffix.to_lowercase());
         let api: Api<NamespaceObject> = Api::all(client.clone());
         let ns = NamespaceObject {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
             ..Default::default()
         };
         if let Err(e) = api.create(&PostParams::default(), &ns).await {
@@ -40,11 +33,7 @@ impl Namespace {
         let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         wait::for_object(&sa, "default", wait::DEFAULT_TIMEOUT, |o| o.is_some()).await;
         let kubeconfig = crate::testbed().await.admin_kubeconfig();
-        Self {
-            name,
-            client: client.clone(),
-            kubeconfig,
-        }
+        Self { name, client: client.clone(), kubeconfig }
     }
 
     /// Its name.
@@ -71,10 +60,7 @@ impl Drop for Namespace {
         // delete from a helper thread with its own runtime and client, and wait
         // for the request (not for the namespace to disappear).
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async {

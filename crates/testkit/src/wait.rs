@@ -13,12 +13,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Waits until `condition` holds for the object `name` (`None` while it does not
 /// exist), and returns the object seen last. Panics on timeout, printing the
 /// last state seen and the tail of every test bed component's log.
-pub async fn for_object<K, F>(
-    api: &Api<K>,
-    name: &str,
-    timeout: Duration,
-    condition: F,
-) -> Option<K>
+pub async fn for_object<K, F>(api: &Api<K>, name: &str, timeout: Duration, condition: F) -> Option<K>
 where
     K: kube::Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
     F: Fn(Option<&K>) -> bool,
@@ -72,4 +67,28 @@ where
         Ok(true) => Ok(last),
         _ => Err(last),
     }
+}
+
+/// Waits until some object matched by `config` (labels, fields) satisfies
+/// `condition`, and returns it; `None` on timeout.
+pub async fn for_any<K, F>(api: &Api<K>, config: watcher::Config, timeout: Duration, condition: F) -> Option<K>
+where
+    K: kube::Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
+    F: Fn(&K) -> bool,
+{
+    let stream = watcher::watcher(api.clone(), config).default_backoff().applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    tokio::time::timeout(timeout, async {
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(obj) if condition(&obj) => return Some(obj),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "watch error (retrying)"),
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
 }

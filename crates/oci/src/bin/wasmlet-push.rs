@@ -29,12 +29,7 @@ struct Args {
     #[arg(long, requires = "password")]
     username: Option<String>,
     /// Registry password.
-    #[arg(
-        long,
-        env = "WASMLET_PUSH_PASSWORD",
-        hide_env_values = true,
-        requires = "username"
-    )]
+    #[arg(long, env = "WASMLET_PUSH_PASSWORD", hide_env_values = true, requires = "username")]
     password: Option<String>,
     /// Extra PEM root certificate(s) to trust.
     #[arg(long, value_name = "PEM")]
@@ -67,46 +62,27 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             // The TLS verifier logs every rejected certificate at ERROR; the
             // error is reported anyway.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,rustls_platform_verifier=off".into()),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,rustls_platform_verifier=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
 
-    let reference: Reference = args
-        .reference
-        .parse()
-        .with_context(|| format!("invalid reference {:?}", args.reference))?;
-    let wasm = tokio::fs::read(&args.file)
-        .await
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let reference: Reference =
+        args.reference.parse().with_context(|| format!("invalid reference {:?}", args.reference))?;
+    let wasm = tokio::fs::read(&args.file).await.with_context(|| format!("reading {}", args.file.display()))?;
     let mut extra_root_pem = Vec::new();
     for path in &args.ca_file {
-        let pem = tokio::fs::read(path)
-            .await
-            .with_context(|| format!("reading {}", path.display()))?;
+        let pem = tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?;
         extra_root_pem.push(pem);
     }
-    let insecure_registries = if args.insecure {
-        vec![reference.resolve_registry().to_owned()]
-    } else {
-        Vec::new()
-    };
-    let client = client(ClientOptions {
-        insecure_registries,
-        extra_root_pem,
-        ..ClientOptions::default()
-    })?;
+    let insecure_registries = if args.insecure { vec![reference.resolve_registry().to_owned()] } else { Vec::new() };
+    let client = client(ClientOptions { insecure_registries, extra_root_pem, ..ClientOptions::default() })?;
     let auth = match (args.username, args.password) {
         (Some(user), Some(password)) => RegistryAuth::Basic(user, password),
         _ => RegistryAuth::Anonymous,
     };
-    let title = args
-        .file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(wasmlet_oci::push::DEFAULT_TITLE);
+    let title = args.file.file_name().and_then(|n| n.to_str()).unwrap_or(wasmlet_oci::push::DEFAULT_TITLE);
     let artifact = Artifact::builder(wasm)
         .layout(args.layout.into())
         .title(title)

@@ -47,9 +47,7 @@ pub enum Error {
         reference: String,
     },
     /// The image index has no entry for wasm.
-    #[error(
-        "{reference}: the image index has no wasm platform (os wasip1, wasip2 or wasi, or architecture wasm)"
-    )]
+    #[error("{reference}: the image index has no wasm platform (os wasip1, wasip2 or wasi, or architecture wasm)")]
     NoWasmPlatform {
         /// The normalized reference.
         reference: String,
@@ -172,10 +170,7 @@ impl Error {
     }
 
     pub(crate) fn store(reference: &str, source: store::Error) -> Self {
-        Self::Store {
-            reference: reference.to_owned(),
-            source,
-        }
+        Self::Store { reference: reference.to_owned(), source }
     }
 
     fn classified(reference: &str, source: OciDistributionError, manifest: bool) -> Self {
@@ -183,11 +178,7 @@ impl Error {
         match classify(&source) {
             Class::Unauthorized => Self::Unauthorized { reference, source },
             Class::NotFound if manifest => Self::ManifestNotFound { reference, source },
-            Class::DigestMismatch { expected, actual } => Self::DigestMismatch {
-                reference,
-                expected,
-                actual,
-            },
+            Class::DigestMismatch { expected, actual } => Self::DigestMismatch { reference, expected, actual },
             Class::NotFound | Class::Other => Self::Registry { reference, source },
         }
     }

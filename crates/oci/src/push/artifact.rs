@@ -79,10 +79,8 @@ impl ArtifactBuilder {
         };
         let mut manifest = OciImageManifest::build(&layers, &config, None);
         manifest.media_type = Some(media_type::OCI_MANIFEST.to_owned());
-        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Encode {
-            what: "manifest",
-            source,
-        })?;
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|source| Error::Encode { what: "manifest", source })?;
         let manifest_digest = Digest::of(&manifest_bytes);
         Ok(Artifact {
             layout: self.layout,
@@ -100,12 +98,7 @@ impl ArtifactBuilder {
 impl Artifact {
     /// Starts building an artifact for `wasm`.
     pub fn builder(wasm: Vec<u8>) -> ArtifactBuilder {
-        ArtifactBuilder {
-            wasm,
-            layout: Layout::default(),
-            title: DEFAULT_TITLE.to_owned(),
-            created: SystemTime::now(),
-        }
+        ArtifactBuilder { wasm, layout: Layout::default(), title: DEFAULT_TITLE.to_owned(), created: SystemTime::now() }
     }
 
     /// The packaging.
@@ -166,10 +159,7 @@ struct WasmConfig<'a> {
 }
 
 fn title_annotation(title: &str) -> Option<BTreeMap<String, String>> {
-    Some(BTreeMap::from([(
-        media_type::ANNOTATION_TITLE.to_owned(),
-        title.to_owned(),
-    )]))
+    Some(BTreeMap::from([(media_type::ANNOTATION_TITLE.to_owned(), title.to_owned())]))
 }
 
 fn cncf(
@@ -181,9 +171,7 @@ fn cncf(
 ) -> Result<(Vec<ImageLayer>, Config)> {
     let component = match kind {
         WasmKind::Module => None,
-        WasmKind::Component => {
-            Some(ComponentInterfaces::read(&wasm).map_err(Error::InvalidComponent)?)
-        }
+        WasmKind::Component => Some(ComponentInterfaces::read(&wasm).map_err(Error::InvalidComponent)?),
     };
     let doc = WasmConfig {
         created: created.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -192,21 +180,14 @@ fn cncf(
         layer_digests: [digest.as_str()],
         component,
     };
-    let data = serde_json::to_vec(&doc).map_err(|source| Error::Encode {
-        what: "config",
-        source,
-    })?;
+    let data = serde_json::to_vec(&doc).map_err(|source| Error::Encode { what: "config", source })?;
     let layer = ImageLayer::new(wasm, media_type::WASM_LAYER.into(), title_annotation(title));
     let config = Config::new(data, media_type::WASM_CONFIG_V0.into(), None);
     Ok((vec![layer], config))
 }
 
 fn wasm_to_oci(wasm: Vec<u8>, title: &str) -> (Vec<ImageLayer>, Config) {
-    let layer = ImageLayer::new(
-        wasm,
-        media_type::WASM_TO_OCI_LAYER.into(),
-        title_annotation(title),
-    );
+    let layer = ImageLayer::new(wasm, media_type::WASM_TO_OCI_LAYER.into(), title_annotation(title));
     let config = Config::new(&b"{}"[..], media_type::WASM_TO_OCI_CONFIG.into(), None);
     (vec![layer], config)
 }
@@ -217,9 +198,7 @@ fn image(
     created_at: SystemTime,
     created: DateTime<Utc>,
 ) -> Result<(Vec<ImageLayer>, Config)> {
-    let mtime = created_at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let mtime = created_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let path = IMAGE_ENTRYPOINT.trim_start_matches('/');
     let layer = single_file_layer(path, wasm, mtime).map_err(Error::Layer)?;
     let file = ConfigFile {
@@ -230,21 +209,12 @@ fn image(
             entrypoint: Some(vec![IMAGE_ENTRYPOINT.to_owned()]),
             ..Default::default()
         }),
-        rootfs: Rootfs {
-            diff_ids: vec![Digest::of(&layer.tar).into()],
-            ..Rootfs::default()
-        },
+        rootfs: Rootfs { diff_ids: vec![Digest::of(&layer.tar).into()], ..Rootfs::default() },
         ..ConfigFile::default()
     };
-    let data = serde_json::to_vec(&file).map_err(|source| Error::Encode {
-        what: "config",
-        source,
-    })?;
+    let data = serde_json::to_vec(&file).map_err(|source| Error::Encode { what: "config", source })?;
     let layer = ImageLayer::oci_v1_gzip(layer.gzip, None);
-    Ok((
-        vec![layer],
-        Config::new(data, media_type::IMAGE_CONFIG.into(), None),
-    ))
+    Ok((vec![layer], Config::new(data, media_type::IMAGE_CONFIG.into(), None)))
 }
 
 #[cfg(test)]

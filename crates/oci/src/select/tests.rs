@@ -8,11 +8,7 @@ fn desc(media_type: &str, n: u8) -> serde_json::Value {
 }
 
 fn manifest(config: &str, layers: &[&str]) -> OciImageManifest {
-    let layers: Vec<_> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, m)| desc(m, i as u8))
-        .collect();
+    let layers: Vec<_> = layers.iter().enumerate().map(|(i, m)| desc(m, i as u8)).collect();
     serde_json::from_value(json!({
         "schemaVersion": 2,
         "mediaType": mt::OCI_MANIFEST,
@@ -40,10 +36,7 @@ fn picks_the_single_wasm_layer_of_each_layout() {
 
 #[test]
 fn image_layers_are_searched_top_first() {
-    let m = manifest(
-        mt::IMAGE_CONFIG,
-        &[mt::IMAGE_LAYER_TAR, mt::DOCKER_LAYER_TAR_GZIP],
-    );
+    let m = manifest(mt::IMAGE_CONFIG, &[mt::IMAGE_LAYER_TAR, mt::DOCKER_LAYER_TAR_GZIP]);
     let Ok(Plan::Tar(layers)) = plan(&m) else {
         panic!("no tar plan");
     };
@@ -56,25 +49,14 @@ fn image_layers_are_searched_top_first() {
 
 #[test]
 fn rejects_unusable_manifests() {
+    assert_eq!(plan(&manifest(mt::WASM_CONFIG_V0, &[])).unwrap_err(), PlanError::NoWasmLayer);
     assert_eq!(
-        plan(&manifest(mt::WASM_CONFIG_V0, &[])).unwrap_err(),
-        PlanError::NoWasmLayer
-    );
-    assert_eq!(
-        plan(&manifest(
-            mt::WASM_CONFIG_V0,
-            &[mt::WASM_LAYER, mt::WASM_LAYER]
-        ))
-        .unwrap_err(),
+        plan(&manifest(mt::WASM_CONFIG_V0, &[mt::WASM_LAYER, mt::WASM_LAYER])).unwrap_err(),
         PlanError::AmbiguousLayers(2)
     );
     let helm = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
     assert_eq!(
-        plan(&manifest(
-            "application/vnd.cncf.helm.config.v1+json",
-            &[helm]
-        ))
-        .unwrap_err(),
+        plan(&manifest("application/vnd.cncf.helm.config.v1+json", &[helm])).unwrap_err(),
         PlanError::UnsupportedMediaType(helm.into())
     );
     let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
@@ -88,10 +70,7 @@ fn rejects_unusable_manifests() {
 fn wasm_layer_wins_over_other_layers() {
     let m = manifest(
         mt::WASM_TO_OCI_CONFIG,
-        &[
-            "application/vnd.fermyon.spin.application.v1+config",
-            mt::WASM_TO_OCI_LAYER,
-        ],
+        &["application/vnd.fermyon.spin.application.v1+config", mt::WASM_TO_OCI_LAYER],
     );
     assert!(matches!(plan(&m), Ok(Plan::Wasm(_))));
 }
@@ -120,33 +99,19 @@ fn selects_the_wasm_platform_from_an_index() {
     .unwrap();
     assert_eq!(index_entry(&by_os).unwrap().digest, "sha256:dd");
 
-    let linux_only = OciImageIndex {
-        manifests: index.manifests[..2].to_vec(),
-        ..index
-    };
+    let linux_only = OciImageIndex { manifests: index.manifests[..2].to_vec(), ..index };
     assert!(index_entry(&linux_only).is_none());
 }
 
 #[test]
 fn reads_the_entrypoint_from_the_image_config() {
-    let cfg = |c: serde_json::Value| {
-        serde_json::to_vec(&json!({"architecture": "wasm", "config": c})).unwrap()
-    };
+    let cfg = |c: serde_json::Value| serde_json::to_vec(&json!({"architecture": "wasm", "config": c})).unwrap();
+    assert_eq!(wanted(&cfg(json!({"Entrypoint": ["/app.wasm"]}))).unwrap(), Wanted::Path("app.wasm".into()));
     assert_eq!(
-        wanted(&cfg(json!({"Entrypoint": ["/app.wasm"]}))).unwrap(),
-        Wanted::Path("app.wasm".into())
-    );
-    assert_eq!(
-        wanted(&cfg(
-            json!({"Entrypoint": ["srv/main.wasm#serve", "-v"], "WorkingDir": "/opt"})
-        ))
-        .unwrap(),
+        wanted(&cfg(json!({"Entrypoint": ["srv/main.wasm#serve", "-v"], "WorkingDir": "/opt"}))).unwrap(),
         Wanted::Path("opt/srv/main.wasm".into())
     );
-    assert_eq!(
-        wanted(&cfg(json!({"Cmd": ["./x.wasm"]}))).unwrap(),
-        Wanted::Path("x.wasm".into())
-    );
+    assert_eq!(wanted(&cfg(json!({"Cmd": ["./x.wasm"]}))).unwrap(), Wanted::Path("x.wasm".into()));
     assert_eq!(wanted(&cfg(json!({}))).unwrap(), Wanted::AnyWasm);
     assert_eq!(wanted(br#"{"os":"wasip1"}"#).unwrap(), Wanted::AnyWasm);
     assert!(wanted(b"not json").is_err());

@@ -10,19 +10,14 @@ use crate::wasm::{HEADER_LEN, WasmKind};
 
 /// A new temp file in `dir`, deleted on drop unless persisted.
 pub(super) fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".part-")
-        .tempfile_in(dir)
-        .map_err(Error::io("creating a temp file in", dir))
+    tempfile::Builder::new().prefix(".part-").tempfile_in(dir).map_err(Error::io("creating a temp file in", dir))
 }
 
 /// Writes `bytes` to `dest` atomically via a temp file in `tmp`.
 pub(super) fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = temp_file(tmp)?;
-    file.write_all(bytes)
-        .map_err(Error::io("writing", file.path()))?;
-    file.persist(dest)
-        .map_err(|e| Error::io("renaming into", dest)(e.error))?;
+    file.write_all(bytes).map_err(Error::io("writing", file.path()))?;
+    file.persist(dest).map_err(|e| Error::io("renaming into", dest)(e.error))?;
     Ok(())
 }
 
@@ -82,10 +77,6 @@ impl Inspected {
             hasher.update(&buf[..n]);
         }
         let (digest, size) = hasher.finish();
-        Ok(Self {
-            digest,
-            size,
-            kind: WasmKind::detect(&header),
-        })
+        Ok(Self { digest, size, kind: WasmKind::detect(&header) })
     }
 }

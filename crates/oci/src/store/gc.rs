@@ -58,9 +58,7 @@ impl Store {
 fn collect(inner: &Inner, keep: &HashSet<Digest>) -> Result<GcReport> {
     let mut report = GcReport::default();
     for (path, image) in index::list(&inner.refs)? {
-        let stale = image
-            .as_ref()
-            .is_none_or(|i| !keep.contains(&i.wasm_digest));
+        let stale = image.as_ref().is_none_or(|i| !keep.contains(&i.wasm_digest));
         if stale {
             fsutil::remove(&path)?;
             let name = image.map_or_else(|| path.display().to_string(), |i| i.reference);
@@ -68,10 +66,7 @@ fn collect(inner: &Inner, keep: &HashSet<Digest>) -> Result<GcReport> {
         }
     }
     for (path, meta) in fsutil::list(&inner.blobs)? {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
             debug!(path = %path.display(), "ignoring unknown file in blob dir");
             continue;

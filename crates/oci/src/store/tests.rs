@@ -92,12 +92,7 @@ async fn gc_keeps_only_the_given_digests() {
     // A stale and a fresh temp file.
     let stale = store.inner.temp_file().unwrap().keep().unwrap().1;
     let old = SystemTime::now() - TMP_MAX_AGE * 2;
-    std::fs::File::options()
-        .write(true)
-        .open(&stale)
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
     let _fresh = store.inner.temp_file().unwrap();
 
     let keep = HashSet::from([kept.wasm_digest.clone()]);
@@ -148,11 +143,7 @@ fn lookup_ignores_malformed_entries() {
     let store = Store::open(dir.path()).unwrap();
     let r = reference("r.example/app:1");
     let image = put(&store, &r, MODULE);
-    let entry = std::fs::read_dir(store.root().join("refs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
+    let entry = std::fs::read_dir(store.root().join("refs")).unwrap().next().unwrap().unwrap();
     std::fs::write(entry.path(), b"not json").unwrap();
     assert_eq!(store.lookup(&r).unwrap(), None);
     assert!(store.blob_path(&image.wasm_digest).exists());

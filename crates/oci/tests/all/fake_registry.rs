@@ -40,11 +40,7 @@ impl FakeRegistry {
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
-        Self {
-            addr,
-            state,
-            _task: Arc::new(task),
-        }
+        Self { addr, state, _task: Arc::new(task) }
     }
 
     /// `host:port`, as used in references and insecure registry lists.
@@ -61,27 +57,15 @@ impl FakeRegistry {
     }
 
     pub(crate) fn blob(&self, digest: &str, body: impl Into<Vec<u8>>) {
-        self.state
-            .lock()
-            .unwrap()
-            .blobs
-            .insert(digest.to_owned(), body.into());
+        self.state.lock().unwrap().blobs.insert(digest.to_owned(), body.into());
     }
 
     /// Serves `body` as manifest `repo:tag` and `repo@<digest>`; returns the digest.
-    pub(crate) fn manifest(
-        &self,
-        repo: &str,
-        tag: &str,
-        media_type: &str,
-        body: Vec<u8>,
-    ) -> Digest {
+    pub(crate) fn manifest(&self, repo: &str, tag: &str, media_type: &str, body: Vec<u8>) -> Digest {
         let digest = Digest::of(&body);
         let mut state = self.state.lock().unwrap();
         for r in [tag.to_owned(), digest.to_string()] {
-            state
-                .manifests
-                .insert((repo.to_owned(), r), (media_type.to_owned(), body.clone()));
+            state.manifests.insert((repo.to_owned(), r), (media_type.to_owned(), body.clone()));
         }
         digest
     }
@@ -91,22 +75,12 @@ impl FakeRegistry {
         for (digest, data) in artifact.blobs() {
             self.blob(digest, data.to_vec());
         }
-        self.manifest(
-            repo,
-            tag,
-            wasmlet_oci::media_type::OCI_MANIFEST,
-            artifact.manifest_bytes().to_vec(),
-        )
+        self.manifest(repo, tag, wasmlet_oci::media_type::OCI_MANIFEST, artifact.manifest_bytes().to_vec())
     }
 
     pub(crate) fn hits(&self, path_suffix: &str) -> usize {
         let state = self.state.lock().unwrap();
-        state
-            .hits
-            .iter()
-            .filter(|(p, _)| p.ends_with(path_suffix))
-            .map(|(_, n)| n)
-            .sum()
+        state.hits.iter().filter(|(p, _)| p.ends_with(path_suffix)).map(|(_, n)| n).sum()
     }
 }
 
@@ -130,10 +104,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         .map(|(_, v)| v.trim().to_owned());
     let response = respond(&state, &method, &path, authorization.as_deref());
     let (status, headers, body) = response;
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
+    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -175,16 +146,10 @@ fn respond(state: &Mutex<State>, method: &str, path: &str, auth: Option<&str>) -
         return error("404 Not Found", "NOT_FOUND");
     };
     if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
-        return match state
-            .manifests
-            .get(&(repo.to_owned(), reference.to_owned()))
-        {
+        return match state.manifests.get(&(repo.to_owned(), reference.to_owned())) {
             Some((media_type, body)) => (
                 "200 OK",
-                vec![
-                    ("Content-Type", media_type.clone()),
-                    ("Docker-Content-Digest", Digest::of(body).to_string()),
-                ],
+                vec![("Content-Type", media_type.clone()), ("Docker-Content-Digest", Digest::of(body).to_string())],
                 body.clone(),
             ),
             None => error("404 Not Found", "MANIFEST_UNKNOWN"),
@@ -192,11 +157,7 @@ fn respond(state: &Mutex<State>, method: &str, path: &str, auth: Option<&str>) -
     }
     if let Some((_, digest)) = rest.rsplit_once("/blobs/") {
         return match state.blobs.get(digest) {
-            Some(body) => (
-                "200 OK",
-                vec![("Content-Type", "application/octet-stream".to_owned())],
-                body.clone(),
-            ),
+            Some(body) => ("200 OK", vec![("Content-Type", "application/octet-stream".to_owned())], body.clone()),
             None => error("404 Not Found", "BLOB_UNKNOWN"),
         };
     }
@@ -207,11 +168,7 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -4,9 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::json;
 use wasmlet_oci::media_type as mt;
 use wasmlet_oci::pull::Error;
-use wasmlet_oci::{
-    Artifact, Client, ClientOptions, Digest, Layout, RegistryAuth, Store, WasmKind, client,
-};
+use wasmlet_oci::{Artifact, Client, ClientOptions, Digest, Layout, RegistryAuth, Store, WasmKind, client};
 
 use crate::fake_registry::FakeRegistry;
 
@@ -24,11 +22,7 @@ fn artifact(wasm: &[u8], layout: Layout) -> Artifact {
 }
 
 fn client_for(registry: &FakeRegistry) -> Client {
-    client(ClientOptions {
-        insecure_registries: vec![registry.host()],
-        ..ClientOptions::default()
-    })
-    .unwrap()
+    client(ClientOptions { insecure_registries: vec![registry.host()], ..ClientOptions::default() }).unwrap()
 }
 
 struct Fixture {
@@ -41,12 +35,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let registry = FakeRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();
-    Fixture {
-        client: client_for(&registry),
-        store: Store::open(dir.path()).unwrap(),
-        registry,
-        _dir: dir,
-    }
+    Fixture { client: client_for(&registry), store: Store::open(dir.path()).unwrap(), registry, _dir: dir }
 }
 
 /// Files in the store, by subdirectory.
@@ -63,11 +52,7 @@ async fn pulls_every_layout_and_reads_back() {
             let tag = format!("v{i}-{}", a.kind());
             let manifest_digest = f.registry.artifact("app", &tag, &a);
             let r = f.registry.reference(&format!("app:{tag}"));
-            let image = f
-                .store
-                .pull(&f.client, &r, &RegistryAuth::Anonymous)
-                .await
-                .unwrap();
+            let image = f.store.pull(&f.client, &r, &RegistryAuth::Anonymous).await.unwrap();
             assert_eq!(image.reference, r.whole());
             assert_eq!(image.manifest_digest, manifest_digest, "{layout}");
             assert_eq!(image.wasm_digest, Digest::of(wasm));
@@ -90,18 +75,9 @@ async fn a_present_wasm_layer_is_not_downloaded_again() {
     f.registry.artifact("alias", "v1", &a);
     let blob = format!("/blobs/{}", a.wasm_digest());
     let auth = RegistryAuth::Anonymous;
-    f.store
-        .pull(&f.client, &f.registry.reference("app:v1"), &auth)
-        .await
-        .unwrap();
-    f.store
-        .pull(&f.client, &f.registry.reference("app:v1"), &auth)
-        .await
-        .unwrap();
-    f.store
-        .pull(&f.client, &f.registry.reference("alias:v1"), &auth)
-        .await
-        .unwrap();
+    f.store.pull(&f.client, &f.registry.reference("app:v1"), &auth).await.unwrap();
+    f.store.pull(&f.client, &f.registry.reference("app:v1"), &auth).await.unwrap();
+    f.store.pull(&f.client, &f.registry.reference("alias:v1"), &auth).await.unwrap();
     assert_eq!(f.registry.hits(&blob), 1);
 }
 
@@ -130,11 +106,7 @@ async fn a_corrupted_download_leaves_nothing_behind() {
         let (layer, _) = a.blobs().next().unwrap();
         f.registry.blob(layer, b"\0asm\x01\0\0\0tampered".to_vec());
         let r = f.registry.reference(&format!("app:{tag}"));
-        let err = f
-            .store
-            .pull(&f.client, &r, &RegistryAuth::Anonymous)
-            .await
-            .unwrap_err();
+        let err = f.store.pull(&f.client, &r, &RegistryAuth::Anonymous).await.unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
         assert!(err.to_string().contains(&r.whole()), "{err}");
         assert_eq!(f.store.lookup(&r).unwrap(), None);
@@ -152,21 +124,13 @@ async fn registry_failures_are_typed() {
     let err = f.store.pull(&f.client, &missing, &auth).await.unwrap_err();
     assert!(matches!(err, Error::ManifestNotFound { .. }), "{err:?}");
     assert!(err.is_not_found());
-    assert_eq!(
-        err.to_string(),
-        format!("{}: manifest not found", missing.whole())
-    );
+    assert_eq!(err.to_string(), format!("{}: manifest not found", missing.whole()));
 
     // A manifest whose layer blob is gone is not "manifest not found".
     let a = artifact(MODULE, Layout::WasmToOci);
     let manifest = a.manifest_bytes().to_vec();
-    f.registry
-        .manifest("noblob", "v1", mt::OCI_MANIFEST, manifest);
-    let err = f
-        .store
-        .pull(&f.client, &f.registry.reference("noblob:v1"), &auth)
-        .await
-        .unwrap_err();
+    f.registry.manifest("noblob", "v1", mt::OCI_MANIFEST, manifest);
+    let err = f.store.pull(&f.client, &f.registry.reference("noblob:v1"), &auth).await.unwrap_err();
     assert!(matches!(err, Error::Registry { .. }), "{err:?}");
 
     let helm = json!({
@@ -174,63 +138,34 @@ async fn registry_failures_are_typed() {
         "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": Digest::of(b"{}"), "size": 2},
         "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": Digest::of(b"x"), "size": 1}],
     });
-    f.registry.manifest(
-        "chart",
-        "v1",
-        mt::OCI_MANIFEST,
-        serde_json::to_vec(&helm).unwrap(),
-    );
-    let err = f
-        .store
-        .pull(&f.client, &f.registry.reference("chart:v1"), &auth)
-        .await
-        .unwrap_err();
+    f.registry.manifest("chart", "v1", mt::OCI_MANIFEST, serde_json::to_vec(&helm).unwrap());
+    let err = f.store.pull(&f.client, &f.registry.reference("chart:v1"), &auth).await.unwrap_err();
     let Error::UnsupportedMediaType { media_type, .. } = &err else {
         panic!("{err:?}");
     };
-    assert_eq!(
-        media_type,
-        "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-    );
+    assert_eq!(media_type, "application/vnd.cncf.helm.chart.content.v1.tar+gzip");
 
     let dir = tempfile::tempdir().unwrap();
     let dead = format!("127.0.0.1:{}", free_port());
-    let c = client(ClientOptions {
-        insecure_registries: vec![dead.clone()],
-        ..ClientOptions::default()
-    })
-    .unwrap();
+    let c = client(ClientOptions { insecure_registries: vec![dead.clone()], ..ClientOptions::default() }).unwrap();
     let r = format!("{dead}/app:v1").parse().unwrap();
-    let err = Store::open(dir.path())
-        .unwrap()
-        .pull(&c, &r, &auth)
-        .await
-        .unwrap_err();
+    let err = Store::open(dir.path()).unwrap().pull(&c, &r, &auth).await.unwrap_err();
     assert!(matches!(err, Error::Registry { .. }), "{err:?}");
     assert_eq!(err.metric_label(), "registry");
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test]
 async fn basic_auth_is_sent_and_refusal_is_unauthorized() {
     let f = fixture().await;
-    f.registry
-        .artifact("private", "v1", &artifact(MODULE, Layout::Cncf));
+    f.registry.artifact("private", "v1", &artifact(MODULE, Layout::Cncf));
     f.registry.require_basic_auth("alice", "s3cret");
     let r = f.registry.reference("private:v1");
 
-    let err = f
-        .store
-        .pull(&f.client, &r, &RegistryAuth::Anonymous)
-        .await
-        .unwrap_err();
+    let err = f.store.pull(&f.client, &r, &RegistryAuth::Anonymous).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
     // oci-client keeps the first credentials per registry: use a new client.
     let c = client_for(&f.registry);
@@ -249,53 +184,22 @@ async fn image_index_resolves_to_the_wasm_entry() {
             .iter()
             .map(|(arch, os)| json!({"mediaType": mt::OCI_MANIFEST, "digest": entry, "size": a.manifest_bytes().len(), "platform": {"architecture": arch, "os": os}}))
             .collect();
-        serde_json::to_vec(
-            &json!({"schemaVersion": 2, "mediaType": mt::OCI_INDEX, "manifests": manifests}),
-        )
-        .unwrap()
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": mt::OCI_INDEX, "manifests": manifests})).unwrap()
     };
-    let index_digest = f.registry.manifest(
-        "multi",
-        "v1",
-        mt::OCI_INDEX,
-        index(&[("amd64", "linux"), ("wasm", "wasip2")]),
-    );
-    f.registry.manifest(
-        "multi",
-        "linux",
-        mt::OCI_INDEX,
-        index(&[("amd64", "linux")]),
-    );
+    let index_digest =
+        f.registry.manifest("multi", "v1", mt::OCI_INDEX, index(&[("amd64", "linux"), ("wasm", "wasip2")]));
+    f.registry.manifest("multi", "linux", mt::OCI_INDEX, index(&[("amd64", "linux")]));
 
-    let image = f
-        .store
-        .pull(
-            &f.client,
-            &f.registry.reference("multi:v1"),
-            &RegistryAuth::Anonymous,
-        )
-        .await
-        .unwrap();
+    let image = f.store.pull(&f.client, &f.registry.reference("multi:v1"), &RegistryAuth::Anonymous).await.unwrap();
     assert_eq!(image.manifest_digest, index_digest);
     assert_eq!(image.kind, WasmKind::Component);
-    let err = f
-        .store
-        .pull(
-            &f.client,
-            &f.registry.reference("multi:linux"),
-            &RegistryAuth::Anonymous,
-        )
-        .await
-        .unwrap_err();
+    let err =
+        f.store.pull(&f.client, &f.registry.reference("multi:linux"), &RegistryAuth::Anonymous).await.unwrap_err();
     assert!(matches!(err, Error::NoWasmPlatform { .. }), "{err:?}");
 
     // Pull by digest: the reference carries the digest, the index maps it.
     let by_digest = f.registry.reference(&format!("multi@{index_digest}"));
-    let image = f
-        .store
-        .pull(&f.client, &by_digest, &RegistryAuth::Anonymous)
-        .await
-        .unwrap();
+    let image = f.store.pull(&f.client, &by_digest, &RegistryAuth::Anonymous).await.unwrap();
     assert_eq!(image.reference, by_digest.whole());
 }
 
@@ -303,38 +207,14 @@ async fn image_index_resolves_to_the_wasm_entry() {
 async fn gc_after_pulls_keeps_what_pods_use() {
     let f = fixture().await;
     let auth = RegistryAuth::Anonymous;
-    f.registry
-        .artifact("a", "v1", &artifact(MODULE, Layout::Cncf));
-    f.registry
-        .artifact("b", "v1", &artifact(COMPONENT, Layout::Image));
-    let a = f
-        .store
-        .pull(&f.client, &f.registry.reference("a:v1"), &auth)
-        .await
-        .unwrap();
-    let b = f
-        .store
-        .pull(&f.client, &f.registry.reference("b:v1"), &auth)
-        .await
-        .unwrap();
-    let report = f
-        .store
-        .gc(&HashSet::from([a.wasm_digest.clone()]))
-        .await
-        .unwrap();
+    f.registry.artifact("a", "v1", &artifact(MODULE, Layout::Cncf));
+    f.registry.artifact("b", "v1", &artifact(COMPONENT, Layout::Image));
+    let a = f.store.pull(&f.client, &f.registry.reference("a:v1"), &auth).await.unwrap();
+    let b = f.store.pull(&f.client, &f.registry.reference("b:v1"), &auth).await.unwrap();
+    let report = f.store.gc(&HashSet::from([a.wasm_digest.clone()])).await.unwrap();
     assert_eq!(report.removed_blobs, vec![b.wasm_digest.clone()]);
     assert_eq!(report.removed_refs, vec![b.reference.clone()]);
     assert_eq!(report.freed_bytes, b.size);
-    assert!(
-        f.store
-            .lookup(&f.registry.reference("b:v1"))
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        f.store
-            .lookup(&f.registry.reference("a:v1"))
-            .unwrap()
-            .is_some()
-    );
+    assert!(f.store.lookup(&f.registry.reference("b:v1")).unwrap().is_none());
+    assert!(f.store.lookup(&f.registry.reference("a:v1")).unwrap().is_some());
 }

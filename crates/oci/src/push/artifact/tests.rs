@@ -11,12 +11,7 @@ fn at(secs: u64) -> SystemTime {
 }
 
 fn build(wasm: &[u8], layout: Layout) -> Artifact {
-    Artifact::builder(wasm.to_vec())
-        .layout(layout)
-        .title("hello.wasm")
-        .created(at(1_700_000_000))
-        .build()
-        .unwrap()
+    Artifact::builder(wasm.to_vec()).layout(layout).title("hello.wasm").created(at(1_700_000_000)).build().unwrap()
 }
 
 fn config_json(a: &Artifact) -> Value {
@@ -77,10 +72,7 @@ fn image_layout_holds_app_wasm() {
     let (_, gzip) = a.blobs().next().unwrap();
     let mut out = Vec::new();
     let want = Wanted::Path("app.wasm".into());
-    assert_eq!(
-        extract(&gzip[..], true, &want, &mut out).unwrap(),
-        Found::File("app.wasm".into())
-    );
+    assert_eq!(extract(&gzip[..], true, &want, &mut out).unwrap(), Found::File("app.wasm".into()));
     assert_eq!(out, wasm);
     // The diff ID is the digest of the uncompressed tar.
     let mut tar = Vec::new();

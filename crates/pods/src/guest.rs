@@ -1,0 +1,158 @@
+//! From a pulled image and a container spec to a running guest: compiled code
+//! (cached by digest in the runtime), argv/env, limits, the attempt's log file,
+//! and the mapping of how a guest ended to a container termination.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::jiff::Timestamp;
+use rand::Rng;
+use wasmlet_logs::{LogFile, LogLimits, Stream};
+use wasmlet_runtime::{Compiled, Exit, ExitReason, GuestSpec, Limits, Output, StartError};
+
+use crate::images::{Pulled, error_chain};
+use crate::record::{ContainerState, Terminated};
+use crate::worker::ContainerWorker;
+use crate::{quantity, spec};
+
+/// Why a guest could not be built (reported as a `StartError` termination).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrepareError {
+    /// The image is not valid WebAssembly.
+    #[error("{0}")]
+    Compile(String),
+    /// A resource limit does not parse.
+    #[error("invalid memory limit: {0}")]
+    Limit(#[source] quantity::InvalidQuantity),
+}
+
+/// A guest ready to start, possibly several times (restarts).
+pub(crate) struct Prepared {
+    pub(crate) compiled: Compiled,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    working_dir: Option<String>,
+    limits: Limits,
+}
+
+/// One run of a container.
+pub(crate) struct Attempt {
+    /// `wasmlet://<64 hex>`.
+    pub(crate) container_id: String,
+    log: Option<LogFile>,
+}
+
+impl Attempt {
+    /// Writes out what the guest printed (before followers are told it ended).
+    pub(crate) async fn flush(&self) {
+        if let Some(log) = &self.log {
+            log.flush().await;
+        }
+    }
+}
+
+impl Prepared {
+    /// The spec for one run, writing to the attempt's log.
+    pub(crate) fn spec(&self, attempt: &Attempt) -> GuestSpec {
+        let mut spec = GuestSpec::new(self.argv.clone());
+        spec.env = self.env.clone();
+        spec.working_dir = self.working_dir.clone();
+        spec.limits = self.limits;
+        if let Some(log) = &attempt.log {
+            spec.stdout = Output::new(log.writer(Stream::Stdout));
+            spec.stderr = Output::new(log.writer(Stream::Stderr));
+        }
+        spec
+    }
+}
+
+/// Compiles the image (once per digest on this node) and builds the guest.
+pub(crate) async fn prepare(
+    w: &ContainerWorker,
+    image: &Pulled,
+    env: Vec<(String, String)>,
+) -> Result<Prepared, PrepareError> {
+    let store = w.shared.images.store().clone();
+    let digest = image.digest.clone();
+    let compiled = w
+        .shared
+        .runtime
+        .compile_with(&image.digest, || async move { store.read(&digest).await })
+        .await
+        .map_err(|e| PrepareError::Compile(error_chain(&e)))?;
+    let memory = w
+        .spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+        .map(|q| quantity::units(&q.0))
+        .transpose()
+        .map_err(PrepareError::Limit)?;
+    Ok(Prepared {
+        compiled,
+        argv: spec::argv(&w.spec, &env),
+        env,
+        working_dir: w.spec.working_dir.clone(),
+        limits: Limits { memory_bytes: memory.map(|m| m.max(0) as u64) },
+    })
+}
+
+/// Starts a new attempt: counts the restart, picks a container ID, opens the log.
+pub(crate) async fn begin_attempt(w: &ContainerWorker) -> Attempt {
+    let container_id = format!("wasmlet://{}", hex::encode(rand::rng().random::<[u8; 32]>()));
+    let mut index = 0;
+    let id = container_id.clone();
+    w.update(|c| {
+        if c.last_state.is_some() || matches!(c.state, ContainerState::Terminated(_)) {
+            if let ContainerState::Terminated(t) = &c.state {
+                c.last_state = Some(t.clone());
+            }
+            c.restart_count += 1;
+        }
+        c.container_id = Some(id);
+        index = c.restart_count;
+    });
+    let path = w.logs_dir.join(format!("{index}.log"));
+    let log = match LogFile::create(&path, LogLimits::default()).await {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot open the container log; output is discarded");
+            None
+        }
+    };
+    w.attempts.started(w.name(), index);
+    Attempt { container_id, log }
+}
+
+/// How a run ended, as a container termination.
+pub(crate) fn terminated(outcome: Result<Exit, StartError>, started_at: Timestamp, container_id: String) -> Terminated {
+    let now = Timestamp::now();
+    let (exit_code, reason, message) = match outcome {
+        Ok(exit) => {
+            let reason = match exit.reason {
+                ExitReason::OutOfMemory => "OOMKilled",
+                _ if exit.code == 0 => "Completed",
+                _ => "Error",
+            };
+            let message = Some(exit.message).filter(|m| !m.is_empty());
+            (exit.code, reason, message)
+        }
+        Err(e) => (128, "StartError", Some(error_chain(&e))),
+    };
+    Terminated {
+        exit_code,
+        reason: reason.to_owned(),
+        message,
+        started_at: Some(started_at),
+        finished_at: now,
+        container_id: Some(container_id),
+    }
+}
+
+/// The container's `preStop` sleep, if it has one. (Exec and HTTP hooks need
+/// exec and pod networking, which come later.)
+pub(crate) fn pre_stop(container: &Container) -> Option<Duration> {
+    let sleep = container.lifecycle.as_ref()?.pre_stop.as_ref()?.sleep.as_ref()?;
+    Some(Duration::from_secs(sleep.seconds.max(0) as u64))
+}

@@ -1,0 +1,131 @@
+//! What the agent knows about a pod's containers: the single source the status,
+//! the checkpoint and the kubelet API read from.
+
+use k8s_openapi::jiff::Timestamp;
+
+/// State of one container, as the kubelet reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ContainerState {
+    /// Not running yet, or between runs.
+    Waiting {
+        /// `ContainerCreating`, `ErrImagePull`, `ImagePullBackOff`, `CrashLoopBackOff`, ...
+        reason: String,
+        /// Details.
+        message: Option<String>,
+    },
+    /// Running since `started_at`.
+    Running {
+        /// When the guest started.
+        started_at: Timestamp,
+    },
+    /// Finished and will not run again in this state.
+    Terminated(Terminated),
+}
+
+/// A finished run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Terminated {
+    /// The exit code (`exit(n)`; 134 trap; 137 killed/OOM; 143 stopped).
+    pub exit_code: i32,
+    /// `Completed`, `Error`, `OOMKilled`, `StartError`, `Unknown`, ...
+    pub reason: String,
+    /// Details (the trap text, the start error).
+    pub message: Option<String>,
+    /// When it started (absent if it never did).
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// `wasmlet://<id>` of that run.
+    pub container_id: Option<String>,
+}
+
+/// Everything known about one container of the pod.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerRecord {
+    /// Container name.
+    pub name: String,
+    /// Image as written in the pod spec.
+    pub image: String,
+    /// `repository@digest` once pulled.
+    pub image_id: Option<String>,
+    /// `wasmlet://<id>` of the current or last run.
+    pub container_id: Option<String>,
+    /// Current state.
+    pub state: ContainerState,
+    /// The previous termination, once it restarted.
+    pub last_state: Option<Terminated>,
+    /// How many times it was restarted.
+    pub restart_count: i32,
+    /// Readiness (running, and no readiness probe says otherwise).
+    pub ready: bool,
+    /// Started (running, and no startup probe pending).
+    pub started: bool,
+}
+
+impl ContainerRecord {
+    /// A container that has not been started yet.
+    pub fn new(name: &str, image: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            image: image.to_owned(),
+            image_id: None,
+            container_id: None,
+            state: ContainerState::Waiting { reason: "ContainerCreating".into(), message: None },
+            last_state: None,
+            restart_count: 0,
+            ready: false,
+            started: false,
+        }
+    }
+
+    /// Whether it is running now.
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, ContainerState::Running { .. })
+    }
+
+    /// The termination that decides the pod's fate, if it is terminated.
+    pub fn terminated(&self) -> Option<&Terminated> {
+        match &self.state {
+            ContainerState::Terminated(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A pod-level end decided by the agent rather than by the containers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodVerdict {
+    /// `Failed` or `Succeeded`.
+    pub phase: String,
+    /// `DeadlineExceeded`, `OutOfmemory`, ...
+    pub reason: Option<String>,
+    /// Human-readable message.
+    pub message: Option<String>,
+}
+
+/// The pod as the agent knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodRecord {
+    /// When the agent first acknowledged the pod.
+    pub start_time: Option<Timestamp>,
+    /// Per-pod environment ready (directories, volumes): PodReadyToStartContainers.
+    pub sandbox_ready: bool,
+    /// Containers in spec order.
+    pub containers: Vec<ContainerRecord>,
+    /// Set once the pod is being torn down: containers will not restart.
+    pub terminating: bool,
+    /// Set when the agent ended the pod itself (rejection, deadline).
+    pub verdict: Option<PodVerdict>,
+}
+
+impl PodRecord {
+    /// The record of container `name`.
+    pub fn container(&self, name: &str) -> Option<&ContainerRecord> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// Mutable record of container `name`.
+    pub fn container_mut(&mut self, name: &str) -> Option<&mut ContainerRecord> {
+        self.containers.iter_mut().find(|c| c.name == name)
+    }
+}

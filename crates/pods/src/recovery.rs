@@ -1,0 +1,157 @@
+//! What a pod worker knows when it starts: nothing (a new pod), or what an
+//! earlier run of the agent left — in its checkpoint and in the pod's status
+//! in the API. A pod that finished is never run again; containers that were
+//! running when the agent died are recorded as terminated, so the restart
+//! policy decides what happens next (as after a node reboot upstream).
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::checkpoint;
+use crate::record::{ContainerRecord, ContainerState, PodRecord, PodVerdict, Terminated};
+use crate::status::phase;
+use crate::worker::PodWorker;
+
+/// The outcome of looking at the pod's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recovered {
+    /// Never ran here.
+    New,
+    /// Ran here before; continue (containers restart per policy).
+    Resume,
+    /// Already finished: report, never run.
+    Finished,
+}
+
+/// Fills the worker's record from the checkpoint and the API status.
+pub(crate) fn recover(w: &mut PodWorker) -> Recovered {
+    let saved = checkpoint::load(&w.dir, &w.uid);
+    let api = w.pod.status.clone().unwrap_or_default();
+    let api_statuses: Vec<ContainerRecord> = api.container_statuses.iter().flatten().map(from_api).collect();
+
+    if phase::is_terminal(api.phase.as_deref()) {
+        let mut record = saved.map(|c| c.record).unwrap_or_default();
+        if record.containers.is_empty() {
+            record.containers = api_statuses;
+        }
+        record.start_time = record.start_time.or(api.start_time.map(|t| t.0));
+        record.verdict =
+            Some(PodVerdict { phase: api.phase.clone().unwrap_or_default(), reason: api.reason, message: api.message });
+        *lock(w) = record;
+        return Recovered::Finished;
+    }
+    let (mut record, clean) = match saved {
+        Some(cp) if cp.finished => {
+            *lock(w) = cp.record;
+            return Recovered::Finished;
+        }
+        Some(cp) => (cp.record, cp.clean_shutdown),
+        None if api_statuses.iter().any(ran) => {
+            let record = PodRecord {
+                start_time: api.start_time.map(|t| t.0),
+                containers: api_statuses.clone(),
+                ..Default::default()
+            };
+            (record, false)
+        }
+        None => {
+            *lock(w) = fresh(&w.pod);
+            return Recovered::New;
+        }
+    };
+    let now = Timestamp::now();
+    for c in &mut record.containers {
+        // The API may have seen more restarts than the checkpoint.
+        if let Some(a) = api_statuses.iter().find(|a| a.name == c.name) {
+            c.restart_count = c.restart_count.max(a.restart_count);
+        }
+        if let ContainerState::Running { started_at } = c.state {
+            // It died with the agent (or was stopped by it).
+            let (exit_code, reason, message) = if clean {
+                (143, "Error", "stopped when wasmlet shut down")
+            } else {
+                (255, "Unknown", "wasmlet restarted while the container was running")
+            };
+            c.state = ContainerState::Terminated(Terminated {
+                exit_code,
+                reason: reason.into(),
+                message: Some(message.into()),
+                started_at: Some(started_at),
+                finished_at: now,
+                container_id: c.container_id.clone(),
+            });
+            c.ready = false;
+            c.started = false;
+        }
+        if let ContainerState::Waiting { .. } = c.state {
+            // Waiting to restart: it will start over from pulling.
+            c.state = ContainerState::Waiting { reason: "ContainerCreating".into(), message: None };
+        }
+    }
+    // Containers added to the spec since (none can be; keep the record complete anyway).
+    for spec in w.pod.spec.iter().flat_map(|s| &s.containers) {
+        if record.container(&spec.name).is_none() {
+            record.containers.push(ContainerRecord::new(&spec.name, spec.image.as_deref().unwrap_or_default()));
+        }
+    }
+    record.sandbox_ready = false;
+    record.terminating = false;
+    *lock(w) = record;
+    Recovered::Resume
+}
+
+fn lock(w: &PodWorker) -> std::sync::MutexGuard<'_, PodRecord> {
+    w.record.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A record for a pod that never ran: every container waiting.
+pub(crate) fn fresh(pod: &Pod) -> PodRecord {
+    PodRecord {
+        containers: pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or_default()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn ran(c: &ContainerRecord) -> bool {
+    c.restart_count > 0 || c.last_state.is_some() || !matches!(c.state, ContainerState::Waiting { .. })
+}
+
+/// A container status from the API as a record.
+fn from_api(s: &ContainerStatus) -> ContainerRecord {
+    let terminated = |t: &k8s_openapi::api::core::v1::ContainerStateTerminated| Terminated {
+        exit_code: t.exit_code,
+        reason: t.reason.clone().unwrap_or_else(|| "Unknown".into()),
+        message: t.message.clone(),
+        started_at: t.started_at.as_ref().map(|x| x.0),
+        finished_at: t.finished_at.as_ref().map_or_else(Timestamp::now, |x| x.0),
+        container_id: t.container_id.clone(),
+    };
+    let state = s.state.as_ref();
+    let state = if let Some(r) = state.and_then(|s| s.running.as_ref()) {
+        ContainerState::Running { started_at: r.started_at.as_ref().map_or_else(Timestamp::now, |x| x.0) }
+    } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+        ContainerState::Terminated(terminated(t))
+    } else {
+        let w = state.and_then(|s| s.waiting.as_ref());
+        ContainerState::Waiting {
+            reason: w.and_then(|w| w.reason.clone()).unwrap_or_else(|| "ContainerCreating".into()),
+            message: w.and_then(|w| w.message.clone()),
+        }
+    };
+    ContainerRecord {
+        name: s.name.clone(),
+        image: s.image.clone(),
+        image_id: Some(s.image_id.clone()).filter(|i| !i.is_empty()),
+        container_id: s.container_id.clone(),
+        state,
+        last_state: s.last_state.as_ref().and_then(|l| l.terminated.as_ref()).map(terminated),
+        restart_count: s.restart_count,
+        ready: s.ready,
+        started: s.started.unwrap_or(false),
+    }
+}

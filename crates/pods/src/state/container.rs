@@ -1,0 +1,400 @@
+//! One container's lifecycle: pull, start, run, exit, restart with back-off.
+//!
+//! ```text
+//!  Pulling ──► Starting ──► Running ──► Exited ──► Completed
+//!    ▲ │ ▲        │ │                   │ │ │
+//!    │ ▼ │        │ └──────► Exited     │ │ └──► Stopped
+//!   Retry ◄───────┘  (start error)      │ └──► CrashBackOff ──► Pulling
+//!                                       └──► Pulling (first restart: immediate)
+//! ```
+//! Any waiting state also ends in `Stopped` when the pod stops the container.
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use k8s_openapi::jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use super::{State, Terminal, Transition, edges};
+use crate::events::reason;
+use crate::images::{ImageError, Pulled};
+use crate::record::{ContainerState, Terminated};
+use crate::worker::ContainerWorker;
+use crate::{guest, spec};
+
+type Step<'a> = BoxFuture<'a, Transition<ContainerWorker>>;
+
+/// How long `ErrImagePull` shows before `ImagePullBackOff` replaces it.
+const ERR_IMAGE_PULL_HOLD: Duration = Duration::from_secs(2);
+
+/// Making the image available.
+pub struct Pulling;
+/// Waiting before trying again (image pull back-off, configuration errors).
+pub struct Retry {
+    reason: &'static str,
+    message: String,
+    delay: Duration,
+}
+/// Building the guest: environment, compiled code.
+pub struct Starting {
+    image: Pulled,
+}
+/// The guest runs.
+pub struct Running {
+    guest: guest::Prepared,
+}
+/// The guest ended; decide whether it runs again.
+pub struct Exited {
+    ran: Duration,
+}
+/// Waiting out the crash-loop back-off.
+pub struct CrashBackOff {
+    delay: Duration,
+}
+/// Stopped by the pod (deletion, deadline, agent shutdown).
+pub struct Stopped;
+/// Ended and will not run again.
+pub struct Completed;
+
+edges!(
+    Pulling => Starting, Retry, Stopped;
+    Retry => Pulling, Stopped;
+    Starting => Running, Exited, Retry, Stopped;
+    Running => Exited;
+    Exited => Pulling, CrashBackOff, Completed, Stopped;
+    CrashBackOff => Pulling, Stopped;
+);
+impl Terminal for Stopped {}
+impl Terminal for Completed {}
+
+/// Where a container's machine starts: fresh, or — after an agent restart —
+/// from its recorded termination.
+pub(crate) fn start_state(w: &ContainerWorker) -> Box<dyn State<ContainerWorker>> {
+    match w.snapshot().map(|c| c.state) {
+        Some(ContainerState::Terminated(t)) => {
+            let ran = t.started_at.map_or(Duration::ZERO, |s| duration(s, t.finished_at));
+            Box::new(Exited { ran })
+        }
+        _ => Box::new(Pulling),
+    }
+}
+
+impl State<ContainerWorker> for Pulling {
+    fn name(&self) -> &'static str {
+        "Pulling"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            if w.stop_requested().is_some() {
+                return Transition::next(self, Stopped);
+            }
+            let image = w.image().to_owned();
+            let policy = w.spec.image_pull_policy.clone().unwrap_or_default();
+            let pod = w.pod.clone();
+            let shared = w.shared.clone();
+            let result = tokio::select! {
+                r = shared.images.ensure(&image, &policy, &wasmlet_oci::RegistryAuth::Anonymous) => r,
+                _ = w.stopped() => return Transition::next(self, Stopped),
+            };
+            match result {
+                Ok(pulled) => {
+                    let note = match pulled.pulled_in {
+                        None => format!("Container image {image:?} already present on machine"),
+                        Some(d) => {
+                            format!("Successfully pulled image {image:?} in {}ms", d.as_millis())
+                        }
+                    };
+                    if pulled.pulled_in.is_some() {
+                        w.shared
+                            .events
+                            .normal(&pod, Some(w.name()), reason::PULLING, format!("Pulling image {image:?}"))
+                            .await;
+                    }
+                    w.shared.events.normal(&pod, Some(w.name()), reason::PULLED, note).await;
+                    w.pull_backoff.reset();
+                    let image_id = pulled.image_id.clone();
+                    w.update(|c| c.image_id = Some(image_id));
+                    Transition::next(self, Starting { image: pulled })
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    w.shared.events.warning(&pod, Some(w.name()), reason::FAILED, message.clone()).await;
+                    w.shared
+                        .events
+                        .warning(&pod, Some(w.name()), reason::FAILED, format!("Error: {}", e.reason()))
+                        .await;
+                    let waiting = e.reason().to_owned();
+                    w.update(|c| c.state = ContainerState::Waiting { reason: waiting, message: Some(message) });
+                    let delay = w.pull_backoff.failure(Duration::ZERO);
+                    let (reason, message) = match e {
+                        ImageError::Pull { .. } => ("ImagePullBackOff", format!("Back-off pulling image {image:?}")),
+                        other => (other.reason(), other.to_string()),
+                    };
+                    Transition::next(self, Retry { reason, message, delay })
+                }
+            }
+        })
+    }
+}
+
+impl State<ContainerWorker> for Retry {
+    fn name(&self) -> &'static str {
+        "Retry"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            let mut delay = self.delay;
+            if self.reason == "ImagePullBackOff" {
+                // Like upstream, the failure (ErrImagePull) shows until the next
+                // sync before the back-off reason replaces it.
+                let hold = ERR_IMAGE_PULL_HOLD.min(delay);
+                if w.sleep_or_stop(hold).await.is_some() {
+                    return Transition::next(self, Stopped);
+                }
+                delay -= hold;
+                let pod = w.pod.clone();
+                w.shared.events.normal(&pod, Some(w.name()), reason::BACK_OFF, self.message.clone()).await;
+            }
+            let (reason, message) = (self.reason.to_owned(), self.message.clone());
+            w.update(|c| c.state = ContainerState::Waiting { reason, message: Some(message) });
+            match w.sleep_or_stop(delay).await {
+                None => Transition::next(self, Pulling),
+                Some(_) => Transition::next(self, Stopped),
+            }
+        })
+    }
+}
+
+impl State<ContainerWorker> for Starting {
+    fn name(&self) -> &'static str {
+        "Starting"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            let pod = w.pod.clone();
+            let addrs = w.shared.addresses();
+            let env = match spec::env(&pod, &w.spec, &addrs.pod_ip, &addrs.host_ip) {
+                Ok(env) => env,
+                Err(e) => {
+                    let message = e.to_string();
+                    w.shared.events.warning(&pod, Some(w.name()), reason::FAILED, format!("Error: {message}")).await;
+                    let delay = w.crash_backoff.failure(Duration::ZERO).max(Duration::from_secs(1));
+                    return Transition::next(self, Retry { reason: "CreateContainerConfigError", message, delay });
+                }
+            };
+            hold(w, &self.image);
+            match guest::prepare(w, &self.image, env).await {
+                Ok(guest) => {
+                    if w.stop_requested().is_some() {
+                        return Transition::next(self, Stopped);
+                    }
+                    Transition::next(self, Running { guest })
+                }
+                Err(failure) => {
+                    let message = failure.to_string();
+                    w.shared.events.warning(&pod, Some(w.name()), reason::FAILED, format!("Error: {message}")).await;
+                    let now = Timestamp::now();
+                    w.update(|c| {
+                        c.state = ContainerState::Terminated(Terminated {
+                            exit_code: 128,
+                            reason: "StartError".into(),
+                            message: Some(message),
+                            started_at: None,
+                            finished_at: now,
+                            container_id: c.container_id.clone(),
+                        });
+                    });
+                    Transition::next(self, Exited { ran: Duration::ZERO })
+                }
+            }
+        })
+    }
+}
+
+impl State<ContainerWorker> for Running {
+    fn name(&self) -> &'static str {
+        "Running"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            let pod = w.pod.clone();
+            let attempt = guest::begin_attempt(w).await;
+            let name = w.name().to_owned();
+            w.shared.events.normal(&pod, Some(&name), reason::CREATED, format!("Created container: {name}")).await;
+            w.shared.events.normal(&pod, Some(&name), reason::STARTED, format!("Started container {name}")).await;
+            let started = Instant::now();
+            let started_at = Timestamp::now();
+            w.update(|c| {
+                c.state = ContainerState::Running { started_at };
+                c.ready = true;
+                c.started = true;
+            });
+            let guest_stop = CancellationToken::new();
+            let runtime = w.shared.runtime.clone();
+            let outcome = {
+                let run = runtime.run(&self.guest.compiled, self.guest.spec(&attempt), guest_stop.clone());
+                let mut run = std::pin::pin!(run);
+                tokio::select! {
+                    outcome = &mut run => outcome,
+                    req = w.stopped() => {
+                        // preStop hooks get the grace period; a wasm guest has no
+                        // signal handler, so then it is stopped at once.
+                        let hook = guest::pre_stop(&w.spec).map(|d| d.min(req.grace));
+                        match hook {
+                            Some(d) => tokio::select! {
+                                outcome = &mut run => outcome,
+                                () = tokio::time::sleep(d) => {
+                                    guest_stop.cancel();
+                                    run.await
+                                }
+                            },
+                            None => {
+                                guest_stop.cancel();
+                                run.await
+                            }
+                        }
+                    }
+                }
+            };
+            attempt.flush().await;
+            w.attempts.ended(&name);
+            let terminated = guest::terminated(outcome, started_at, attempt.container_id);
+            w.update(|c| {
+                c.state = ContainerState::Terminated(terminated);
+                c.ready = false;
+                c.started = false;
+            });
+            Transition::next(self, Exited { ran: started.elapsed() })
+        })
+    }
+}
+
+impl State<ContainerWorker> for Exited {
+    fn name(&self) -> &'static str {
+        "Exited"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            if w.stop_requested().is_some() {
+                return Transition::next(self, Stopped);
+            }
+            let Some(ContainerState::Terminated(t)) = w.snapshot().map(|c| c.state) else {
+                return Transition::next(self, Completed);
+            };
+            let policy = w.pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
+            let restart = match policy {
+                "Never" => false,
+                "OnFailure" => t.exit_code != 0,
+                _ => true,
+            };
+            if !restart {
+                release(w);
+                return Transition::next(self, Completed);
+            }
+            let delay = w.crash_backoff.failure(self.ran);
+            let waiting = if delay.is_zero() {
+                ContainerState::Waiting { reason: "ContainerCreating".into(), message: None }
+            } else {
+                ContainerState::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(format!(
+                        "back-off {} restarting failed container={} pod={}",
+                        human(delay),
+                        w.name(),
+                        w.pod_ref()
+                    )),
+                }
+            };
+            w.update(|c| {
+                c.last_state = Some(t);
+                c.state = waiting;
+            });
+            if delay.is_zero() {
+                Transition::next(self, Pulling)
+            } else {
+                Transition::next(self, CrashBackOff { delay })
+            }
+        })
+    }
+}
+
+impl State<ContainerWorker> for CrashBackOff {
+    fn name(&self) -> &'static str {
+        "CrashBackOff"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            let pod = w.pod.clone();
+            let note = format!("Back-off restarting failed container {} in pod {}", w.name(), w.pod_ref());
+            w.shared.events.warning(&pod, Some(w.name()), reason::BACK_OFF, note).await;
+            match w.sleep_or_stop(self.delay).await {
+                None => Transition::next(self, Pulling),
+                Some(_) => Transition::next(self, Stopped),
+            }
+        })
+    }
+}
+
+impl State<ContainerWorker> for Stopped {
+    fn name(&self) -> &'static str {
+        "Stopped"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            release(w);
+            // A container waiting to restart reports its last run as final.
+            w.update(|c| {
+                if matches!(c.state, ContainerState::Waiting { .. })
+                    && let Some(last) = c.last_state.clone()
+                {
+                    c.state = ContainerState::Terminated(last);
+                }
+            });
+            Transition::done(self)
+        })
+    }
+}
+
+impl State<ContainerWorker> for Completed {
+    fn name(&self) -> &'static str {
+        "Completed"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
+        Box::pin(async move {
+            release(w);
+            Transition::done(self)
+        })
+    }
+}
+
+fn hold(w: &mut ContainerWorker, image: &Pulled) {
+    if w.held.as_ref().map(|h| &h.digest) != Some(&image.digest) {
+        release(w);
+        w.shared.images.hold(&image.digest);
+        w.held = Some(image.clone());
+    }
+}
+
+fn release(w: &mut ContainerWorker) {
+    if let Some(held) = w.held.take() {
+        w.shared.images.release(&held.digest);
+    }
+}
+
+fn duration(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or_default()
+}
+
+/// `1m20s`, `10s` — how upstream prints back-off delays.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 { format!("{}m{}s", s / 60, s % 60) } else { format!("{s}s") }
+}

@@ -1,0 +1,359 @@
+//! One pod's lifecycle on this node.
+//!
+//! ```text
+//!  Admitting ──► Starting ──► Running ──► Terminating ──► Finished ──► Deleting ──► Cleanup
+//!     │                         │  └──────────────────────►  ▲  │                      ▲
+//!     ├──► Rejected ────────────┼────────────────────────────┘  └──────────────────────┘ (object gone)
+//!     └──► Finished (already terminal: never run again)          Running ──► ShuttingDown (agent stops)
+//! ```
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{DeleteParams, Preconditions};
+
+use super::{State, Terminal, Transition, edges};
+use crate::admission::{self, Rejection, Requests};
+use crate::events::reason;
+use crate::record::PodVerdict;
+use crate::worker::PodWorker;
+use crate::{recovery, spawn};
+
+type Step<'a> = BoxFuture<'a, Transition<PodWorker>>;
+
+/// Extra time, past the grace period, for containers to report back.
+const STOP_SLACK: Duration = Duration::from_secs(5);
+/// How often a pod's status is recomputed even without news (retries failed patches).
+const RESYNC: Duration = Duration::from_secs(10);
+
+/// Deciding whether the pod may run here (or already ran).
+pub struct Admitting;
+/// Not admitted: reported Failed with the reason.
+pub struct Rejected {
+    rejection: Rejection,
+}
+/// Preparing the pod's environment and starting its containers.
+pub struct Starting;
+/// Containers run (and restart) under the restart policy.
+pub struct Running;
+/// Stopping every container (deletion, active deadline, object gone).
+pub struct Terminating {
+    grace: Duration,
+    verdict: Option<PodVerdict>,
+}
+/// Nothing runs; the status is final. Waits for the pod's deletion.
+pub struct Finished;
+/// Removing the pod object (grace 0, UID precondition).
+pub struct Deleting;
+/// Removing the pod's local state.
+pub struct Cleanup;
+/// The agent stops: containers stop, the record is kept for the restart.
+pub struct ShuttingDown;
+
+edges!(
+    Admitting => Rejected, Starting, Finished, Terminating, ShuttingDown;
+    Rejected => Finished;
+    Starting => Running;
+    Running => Terminating, Finished, ShuttingDown;
+    Terminating => Finished;
+    Finished => Deleting, Cleanup;
+    Deleting => Cleanup;
+);
+impl Terminal for Cleanup {}
+impl Terminal for ShuttingDown {}
+impl Terminal for Finished {}
+
+impl State<PodWorker> for Admitting {
+    fn name(&self) -> &'static str {
+        "Admitting"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            if w.cancel.is_cancelled() {
+                return Transition::next(self, ShuttingDown);
+            }
+            match recovery::recover(w) {
+                recovery::Recovered::Finished => return Transition::next(self, Finished),
+                recovery::Recovered::Resume => {
+                    // It ran here before the agent restarted: it was admitted then.
+                    register(w);
+                    return Transition::next(self, Starting);
+                }
+                recovery::Recovered::New => {}
+            }
+            if w.pod.metadata.deletion_timestamp.is_some() || w.gone() {
+                return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+            }
+            let Some(spec) = w.pod.spec.as_ref() else {
+                return Transition::next(self, Finished);
+            };
+            let requests = Requests::of(spec);
+            let verdict = {
+                let mut admitted = w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner());
+                let others: Vec<Requests> =
+                    admitted.iter().filter(|(uid, _)| **uid != w.uid).map(|(_, r)| *r).collect();
+                let cfg = &w.shared.config;
+                let verdict = admission::admit(&w.pod, &others, &cfg.allocatable, &cfg.wasm);
+                if verdict.is_ok() {
+                    admitted.insert(w.uid.clone(), requests);
+                }
+                verdict
+            };
+            match verdict {
+                Ok(()) => Transition::next(self, Starting),
+                Err(rejection) => Transition::next(self, Rejected { rejection }),
+            }
+        })
+    }
+}
+
+fn register(w: &PodWorker) {
+    if let Some(spec) = w.pod.spec.as_ref() {
+        let mut admitted = w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        admitted.insert(w.uid.clone(), Requests::of(spec));
+    }
+}
+
+impl State<PodWorker> for Rejected {
+    fn name(&self) -> &'static str {
+        "Rejected"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            let Rejection { reason, message } = self.rejection.clone();
+            tracing::info!(%reason, %message, "pod rejected");
+            let pod = w.pod.clone();
+            w.shared.events.warning(&pod, None, &reason, message.clone()).await;
+            let now = Timestamp::now();
+            w.update(|r| {
+                r.start_time.get_or_insert(now);
+                r.verdict = Some(PodVerdict { phase: "Failed".into(), reason: Some(reason), message: Some(message) });
+            });
+            Transition::next(self, Finished)
+        })
+    }
+}
+
+impl State<PodWorker> for Starting {
+    fn name(&self) -> &'static str {
+        "Starting"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            let now = Timestamp::now();
+            w.update(|r| {
+                r.start_time.get_or_insert(now);
+            });
+            if let Err(e) = std::fs::create_dir_all(w.dir.join("logs")) {
+                tracing::warn!(error = %e, "creating the pod directory failed");
+            }
+            w.update(|r| r.sandbox_ready = true);
+            w.sync_status().await;
+            spawn::containers(w);
+            Transition::next(self, Running)
+        })
+    }
+}
+
+impl State<PodWorker> for Running {
+    fn name(&self) -> &'static str {
+        "Running"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            let deadline = active_deadline(&w.pod, w.snapshot().start_time);
+            loop {
+                if w.cancel.is_cancelled() {
+                    return Transition::next(self, ShuttingDown);
+                }
+                let alive = w.refresh();
+                if !alive {
+                    return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                }
+                if w.pod.metadata.deletion_timestamp.is_some() {
+                    return Transition::next(self, Terminating { grace: w.grace(), verdict: None });
+                }
+                if w.containers.is_empty() {
+                    w.sync_status().await;
+                    return Transition::next(self, Finished);
+                }
+                let dirty = w.dirty.clone();
+                let cancel = w.cancel.clone();
+                tokio::select! {
+                    () = dirty.notified() => w.sync_status().await,
+                    r = w.updates.changed() => if r.is_err() {
+                        return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                    },
+                    Some(res) = w.containers.join_next() => {
+                        if let Err(e) = res {
+                            tracing::error!(error = %e, "container task failed; this is a bug");
+                        }
+                        w.sync_status().await;
+                    }
+                    () = sleep_until(deadline) => {
+                        let verdict = PodVerdict {
+                            phase: "Failed".into(),
+                            reason: Some("DeadlineExceeded".into()),
+                            message: Some("Pod was active on the node longer than the specified deadline".into()),
+                        };
+                        let pod = w.pod.clone();
+                        w.shared.events.warning(&pod, None, reason::DEADLINE_EXCEEDED,
+                            "Pod was active on the node longer than the specified deadline".into()).await;
+                        return Transition::next(self, Terminating { grace: w.grace(), verdict: Some(verdict) });
+                    }
+                    () = tokio::time::sleep(RESYNC) => w.sync_status().await,
+                    () = cancel.cancelled() => {}
+                }
+            }
+        })
+    }
+}
+
+impl State<PodWorker> for Terminating {
+    fn name(&self) -> &'static str {
+        "Terminating"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            w.update(|r| r.terminating = true);
+            let pod = w.pod.clone();
+            for c in w.snapshot().containers.iter().filter(|c| c.is_running()) {
+                w.shared
+                    .events
+                    .normal(&pod, Some(&c.name), reason::KILLING, format!("Stopping container {}", c.name))
+                    .await;
+            }
+            w.stop_containers(self.grace);
+            w.join_containers(self.grace + STOP_SLACK).await;
+            if let Some(verdict) = self.verdict.clone() {
+                w.update(|r| r.verdict = Some(verdict));
+            }
+            Transition::next(self, Finished)
+        })
+    }
+}
+
+impl State<PodWorker> for Finished {
+    fn name(&self) -> &'static str {
+        "Finished"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner()).remove(&w.uid);
+            loop {
+                let alive = w.refresh();
+                w.sync_status().await;
+                if !alive {
+                    return Transition::next(self, Cleanup);
+                }
+                if w.pod.metadata.deletion_timestamp.is_some() {
+                    return Transition::next(self, Deleting);
+                }
+                let cancel = w.cancel.clone();
+                tokio::select! {
+                    r = w.updates.changed() => if r.is_err() {
+                        return Transition::next(self, Cleanup);
+                    },
+                    () = tokio::time::sleep(RESYNC) => {}
+                    () = cancel.cancelled() => return Transition::done(self),
+                }
+            }
+        })
+    }
+}
+
+impl State<PodWorker> for Deleting {
+    fn name(&self) -> &'static str {
+        "Deleting"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            let (Some(ns), Some(name)) = (w.pod.metadata.namespace.clone(), w.pod.metadata.name.clone()) else {
+                return Transition::next(self, Cleanup);
+            };
+            let api: Api<Pod> = Api::namespaced(w.shared.client.clone(), &ns);
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions { uid: Some(w.uid.clone()), resource_version: None }),
+                ..Default::default()
+            };
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match api.delete(&name, &params).await {
+                    Ok(_) => break,
+                    // Gone already, or a new pod with the same name: nothing left to delete.
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "final delete failed; retrying");
+                        let cancel = w.cancel.clone();
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = cancel.cancelled() => break,
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            Transition::next(self, Cleanup)
+        })
+    }
+}
+
+impl State<PodWorker> for Cleanup {
+    fn name(&self) -> &'static str {
+        "Cleanup"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner()).remove(&w.uid);
+            if let Err(e) = std::fs::remove_dir_all(&w.dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, dir = %w.dir.display(), "removing pod directory failed");
+            }
+            Transition::done(self)
+        })
+    }
+}
+
+impl State<PodWorker> for ShuttingDown {
+    fn name(&self) -> &'static str {
+        "ShuttingDown"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            let grace = w.grace().min(w.shared.config.shutdown_grace);
+            w.stop_containers(grace);
+            w.join_containers(grace + STOP_SLACK).await;
+            w.save_checkpoint(true);
+            Transition::done(self)
+        })
+    }
+}
+
+fn active_deadline(pod: &Pod, start: Option<Timestamp>) -> Option<tokio::time::Instant> {
+    let secs = pod.spec.as_ref()?.active_deadline_seconds?;
+    let start = start?;
+    let elapsed = Timestamp::now().duration_since(start);
+    let left = Duration::from_secs(secs.max(0) as u64).saturating_sub(Duration::try_from(elapsed).unwrap_or_default());
+    Some(tokio::time::Instant::now() + left)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,283 @@
+//! The contexts the state machines run in: one [`PodWorker`] per pod, one
+//! [`ContainerWorker`] per container, and what they share.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::Requests;
+use crate::backoff::Backoff;
+use crate::checkpoint::{self, Checkpoint};
+use crate::events::Events;
+use crate::images::{Images, Pulled};
+use crate::record::{ContainerRecord, PodRecord};
+use crate::status::{self, Addresses};
+use crate::{Config, attempts::Attempts};
+
+/// What every worker shares.
+pub(crate) struct Shared {
+    pub(crate) client: kube::Client,
+    pub(crate) config: Config,
+    pub(crate) runtime: Arc<wasmlet_runtime::Runtime>,
+    pub(crate) images: Images,
+    pub(crate) events: Events,
+    /// Requests of admitted, non-terminal pods, by UID.
+    pub(crate) admitted: Mutex<HashMap<String, Requests>>,
+}
+
+impl Shared {
+    pub(crate) fn addresses(&self) -> Addresses {
+        let ip = self.config.node_ip.to_string();
+        Addresses { host_ip: ip.clone(), pod_ip: ip }
+    }
+}
+
+/// The latest state of a pod object in the API.
+#[derive(Debug, Clone)]
+pub(crate) enum PodUpdate {
+    /// The object as last seen.
+    Present(Arc<Pod>),
+    /// The object is gone from the API (deleted with grace 0, or by us).
+    Gone,
+}
+
+/// Why and how fast a container must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StopRequest {
+    /// Time for preStop hooks before the guest is stopped.
+    pub(crate) grace: Duration,
+}
+
+/// A pod's worker: owns its containers' tasks and reports its status.
+pub struct PodWorker {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) uid: String,
+    pub(crate) updates: watch::Receiver<PodUpdate>,
+    /// The object as last seen (kept when it disappears).
+    pub(crate) pod: Arc<Pod>,
+    pub(crate) record: Arc<Mutex<PodRecord>>,
+    pub(crate) attempts: Attempts,
+    pub(crate) dirty: Arc<Notify>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) dir: PathBuf,
+    pub(crate) containers: JoinSet<()>,
+    pub(crate) stops: HashMap<String, watch::Sender<Option<StopRequest>>>,
+    /// The status JSON last written, to skip unchanged patches.
+    pub(crate) reported: Option<serde_json::Value>,
+}
+
+impl PodWorker {
+    /// `namespace/name` for logs and messages.
+    pub(crate) fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+            self.pod.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Takes the newest object from the watch; `false` once it is gone.
+    pub(crate) fn refresh(&mut self) -> bool {
+        let update = self.updates.borrow_and_update().clone();
+        match update {
+            PodUpdate::Present(pod) => {
+                self.pod = pod;
+                true
+            }
+            PodUpdate::Gone => false,
+        }
+    }
+
+    /// Whether the pod object is gone from the API.
+    pub(crate) fn gone(&self) -> bool {
+        matches!(*self.updates.borrow(), PodUpdate::Gone)
+    }
+
+    /// Applies `f` to the record.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut PodRecord)) {
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut record);
+        drop(record);
+        self.dirty.notify_one();
+    }
+
+    /// A copy of the record.
+    pub(crate) fn snapshot(&self) -> PodRecord {
+        self.record.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Recomputes the status and patches it when it changed. Failures are
+    /// logged and retried at the next sync.
+    pub(crate) async fn sync_status(&mut self) {
+        let record = self.snapshot();
+        let status = status::compute(&self.pod, &record, &self.shared.addresses(), Timestamp::now());
+        let Ok(mut value) = serde_json::to_value(&status) else {
+            return;
+        };
+        // Transition times make every computation differ; compare without them
+        // by remembering what we sent rather than what we computed.
+        if self.reported.as_ref() == Some(&value) {
+            return;
+        }
+        let (Some(ns), Some(name)) = (self.pod.metadata.namespace.as_deref(), self.pod.metadata.name.as_deref()) else {
+            return;
+        };
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), ns);
+        let patch = serde_json::json!({ "status": value.take() });
+        match api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+            Ok(pod) => {
+                self.reported = Some(patch["status"].clone());
+                if !self.gone() {
+                    self.pod = Arc::new(pod);
+                }
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                tracing::debug!("pod is gone; status not written");
+            }
+            Err(e) => tracing::warn!(error = %e, "patching pod status failed; will retry"),
+        }
+        self.save_checkpoint(false);
+    }
+
+    /// Persists the record.
+    pub(crate) fn save_checkpoint(&self, clean_shutdown: bool) {
+        let record = self.snapshot();
+        let finished = record.verdict.is_some()
+            || status::phase::is_terminal(Some(status::pod_phase(
+                self.restart_policy(),
+                &record.containers,
+                record.terminating,
+            )));
+        let cp = Checkpoint { uid: self.uid.clone(), record, finished, clean_shutdown };
+        if let Err(e) = checkpoint::save(&self.dir, &cp) {
+            tracing::warn!(error = %e, dir = %self.dir.display(), "writing checkpoint failed");
+        }
+    }
+
+    /// The pod's restart policy (default `Always`).
+    pub(crate) fn restart_policy(&self) -> &str {
+        self.pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always")
+    }
+
+    /// The pod's grace period for this termination: the deletion's, else the spec's (default 30 s).
+    pub(crate) fn grace(&self) -> Duration {
+        let secs = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30);
+        Duration::from_secs(secs.max(0) as u64)
+    }
+
+    /// Asks every container to stop with `grace`.
+    pub(crate) fn stop_containers(&self, grace: Duration) {
+        for tx in self.stops.values() {
+            let _ = tx.send(Some(StopRequest { grace }));
+        }
+    }
+
+    /// Waits for every container task, giving up after `limit`.
+    pub(crate) async fn join_containers(&mut self, limit: Duration) {
+        let all = async {
+            while let Some(res) = self.containers.join_next().await {
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "container task failed; this is a bug");
+                }
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("containers did not stop in time; aborting them");
+            self.containers.abort_all();
+            while self.containers.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// A container's worker: pulls, starts, runs and restarts one container.
+pub struct ContainerWorker {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) pod: Arc<Pod>,
+    pub(crate) spec: Container,
+    pub(crate) record: Arc<Mutex<PodRecord>>,
+    pub(crate) attempts: Attempts,
+    pub(crate) dirty: Arc<Notify>,
+    pub(crate) stop: watch::Receiver<Option<StopRequest>>,
+    pub(crate) crash_backoff: Backoff,
+    pub(crate) pull_backoff: Backoff,
+    pub(crate) logs_dir: PathBuf,
+    /// The image pinned in the store while this container may run.
+    pub(crate) held: Option<Pulled>,
+}
+
+impl ContainerWorker {
+    pub(crate) fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The container's image as written in the spec.
+    pub(crate) fn image(&self) -> &str {
+        self.spec.image.as_deref().unwrap_or_default()
+    }
+
+    /// Applies `f` to this container's record and wakes the pod worker.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut ContainerRecord)) {
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = record.container_mut(&self.spec.name) {
+            f(c);
+        }
+        drop(record);
+        self.dirty.notify_one();
+    }
+
+    /// A copy of this container's record.
+    pub(crate) fn snapshot(&self) -> Option<ContainerRecord> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner()).container(&self.spec.name).cloned()
+    }
+
+    /// The stop request, if there is one.
+    pub(crate) fn stop_requested(&self) -> Option<StopRequest> {
+        *self.stop.borrow()
+    }
+
+    /// Waits until a stop is requested.
+    pub(crate) async fn stopped(&mut self) -> StopRequest {
+        loop {
+            if let Some(req) = *self.stop.borrow_and_update() {
+                return req;
+            }
+            if self.stop.changed().await.is_err() {
+                // The pod worker is gone: stop now.
+                return StopRequest { grace: Duration::ZERO };
+            }
+        }
+    }
+
+    /// Sleeps `d`, or returns the stop request that came first.
+    pub(crate) async fn sleep_or_stop(&mut self, d: Duration) -> Option<StopRequest> {
+        tokio::select! {
+            () = tokio::time::sleep(d) => None,
+            req = self.stopped() => Some(req),
+        }
+    }
+
+    /// The pod's `namespace/name(uid)` as upstream messages write it.
+    pub(crate) fn pod_ref(&self) -> String {
+        let m = &self.pod.metadata;
+        format!(
+            "{}_{}({})",
+            m.name.as_deref().unwrap_or_default(),
+            m.namespace.as_deref().unwrap_or_default(),
+            m.uid.as_deref().unwrap_or_default()
+        )
+    }
+}

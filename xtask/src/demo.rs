@@ -1,45 +1,156 @@
 //! `cargo xtask demo`: the README's first command.
 //!
-//! Brings up the test bed (building what is missing), then shows the cluster
-//! healthy and the fixtures in the registry.
+//! Brings up the test bed (building what is missing), starts a wasmlet node
+//! joined to it, deploys `examples/*.yaml` and shows them running, with their
+//! logs. The node keeps running afterwards (`cargo xtask testbed down` stops
+//! it with the rest of the test bed).
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use wasmlet_testbed::Testbed;
+use wasmlet_testbed::process::{self, Component};
 
-use crate::steps::exec;
+use crate::steps::{exec, repo_root};
 use crate::testbed::{Location, print_exports, up};
 
+/// The demo node's name.
+const NODE: &str = "wasmlet-demo";
+/// Its kubelet API port.
+const PORT: u16 = 10250;
+/// Where the examples go.
+const NAMESPACE: &str = "demo";
+
 pub(crate) async fn run() -> anyhow::Result<()> {
-    let location = Location {
-        dir: None,
-        port_base: None,
-    };
-    let tb = up(&location).await?;
-    banner("cluster health");
-    kubectl(&tb, &["get", "--raw", "/readyz"])?;
-    println!();
-    kubectl(&tb, &["get", "namespaces"])?;
+    let tb = up(&Location { dir: None, port_base: None }).await?;
+    let bin = build_wasmlet()?;
+    start_node(&tb, &bin)?;
     banner("nodes");
+    wait(&tb, &["wait", "--for=condition=Ready", &format!("node/{NODE}"), "--timeout=90s"])?;
     kubectl(&tb, &["get", "nodes", "-o", "wide"])?;
-    banner("fixtures in the registry");
-    for image in wasmlet_testbed::fixtures::list(&tb).await? {
-        println!("{:<48} {}", image.reference, image.digest);
+
+    banner("deploying examples/");
+    let runtime_class = repo_root().join("deploy").join("runtimeclass.yaml");
+    kubectl(&tb, &["apply", "--server-side", "-f", &runtime_class.display().to_string()])?;
+    let ns = format!("{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{NAMESPACE}\"}}}}");
+    apply_stdin(&tb, &ns, None)?;
+    for example in examples()? {
+        let text = std::fs::read_to_string(&example)?.replace("${WASMLET_REGISTRY}", &tb.registry());
+        apply_stdin(&tb, &text, Some(NAMESPACE))?;
     }
+    wait(&tb, &["-n", NAMESPACE, "wait", "--for=condition=Complete", "job/hello", "--timeout=120s"])?;
+    wait(&tb, &["-n", NAMESPACE, "rollout", "status", "deployment/ticker", "--timeout=120s"])?;
+
+    banner("pods");
+    kubectl(&tb, &["-n", NAMESPACE, "get", "jobs,deployments,pods", "-o", "wide"])?;
+    banner("kubectl logs job/hello");
+    kubectl(&tb, &["-n", NAMESPACE, "logs", "job/hello"])?;
+    banner("kubectl logs deployment/ticker --tail=3");
+    wait_for_ticks(&tb)?;
+    kubectl(&tb, &["-n", NAMESPACE, "logs", "deployment/ticker", "--tail=3"])?;
+    banner("kubectl get pod crashloop (restarts with back-off)");
+    kubectl(&tb, &["-n", NAMESPACE, "get", "pod", "crashloop"])?;
+
     banner("use this test bed from your shell");
     print_exports(&tb);
-    println!("# stop it with: cargo xtask testbed down");
+    println!("# the node's log: {}", process::log_path(tb.dir(), NODE).display());
+    println!("# stop everything with: cargo xtask testbed down");
     Ok(())
+}
+
+fn examples() -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn build_wasmlet() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    exec(Command::new(cargo).args(["build", "--quiet", "-p", "wasmlet"]).current_dir(repo_root()), "building wasmlet")?;
+    Ok(repo_root().join("target").join("debug").join("wasmlet"))
+}
+
+/// Starts the demo node unless it already runs; it is recorded in the test
+/// bed, so `testbed down` stops it.
+fn start_node(tb: &Testbed, bin: &std::path::Path) -> anyhow::Result<()> {
+    if process::recorded_pid(tb.dir(), NODE).is_some_and(process::is_alive) {
+        eprintln!("wasmlet node {NODE} already runs");
+        return Ok(());
+    }
+    let ip = wasmlet_testbed::host_ip();
+    let creds = tb.node_credentials(NODE, &[ip])?;
+    let node = Component {
+        name: NODE.into(),
+        program: bin.to_owned(),
+        args: vec![
+            format!("--kubeconfig={}", creds.kubeconfig.display()),
+            format!("--node-name={NODE}"),
+            format!("--node-ip={ip}"),
+            format!("--root-dir={}", tb.dir().join("nodes").join(NODE).join("root").display()),
+            format!("--port={PORT}"),
+            format!("--tls-cert-file={}", creds.serving.cert.display()),
+            format!("--tls-private-key-file={}", creds.serving.key.display()),
+            format!("--insecure-registries={}", tb.registry()),
+            format!("--registry-ca-file={}", tb.ca_cert().display()),
+        ],
+    };
+    let pid = node.spawn(tb.dir())?;
+    eprintln!("started wasmlet node {NODE} (pid {pid}), log: {}", process::log_path(tb.dir(), NODE).display());
+    Ok(())
+}
+
+fn wait_for_ticks(tb: &Testbed) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let out = kubectl_output(tb, &["-n", NAMESPACE, "logs", "deployment/ticker"])?;
+        if out.lines().count() >= 3 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!("the ticker pods printed fewer than 3 lines in 30 s")
 }
 
 fn banner(title: &str) {
     println!("\n==== {title} ====");
 }
 
-fn kubectl(tb: &Testbed, args: &[&str]) -> anyhow::Result<()> {
+fn kubectl_cmd(tb: &Testbed) -> Command {
     let mut cmd = Command::new(tb.bin_dir().join("kubectl"));
-    cmd.arg("--kubeconfig")
-        .arg(tb.admin_kubeconfig())
-        .args(args);
-    exec(&mut cmd, "kubectl")
+    cmd.arg("--kubeconfig").arg(tb.admin_kubeconfig());
+    cmd
+}
+
+fn kubectl(tb: &Testbed, args: &[&str]) -> anyhow::Result<()> {
+    exec(kubectl_cmd(tb).args(args), "kubectl")
+}
+
+fn wait(tb: &Testbed, args: &[&str]) -> anyhow::Result<()> {
+    exec(kubectl_cmd(tb).args(args), "waiting")
+        .with_context(|| format!("the demo node's log: {}", process::log_path(tb.dir(), NODE).display()))
+}
+
+fn kubectl_output(tb: &Testbed, args: &[&str]) -> anyhow::Result<String> {
+    let out = kubectl_cmd(tb).args(args).output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn apply_stdin(tb: &Testbed, manifest: &str, namespace: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut cmd = kubectl_cmd(tb);
+    if let Some(ns) = namespace {
+        cmd.args(["-n", ns]);
+    }
+    let mut child = cmd.args(["apply", "-f", "-"]).stdin(std::process::Stdio::piped()).spawn()?;
+    child.stdin.take().context("kubectl stdin")?.write_all(manifest.as_bytes())?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("kubectl apply failed ({status})");
+    }
+    Ok(())
 }

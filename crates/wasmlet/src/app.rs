@@ -1,0 +1,175 @@
+//! Wiring: node registration, heartbeats, the kubelet API and pod sync, and a
+//! two-phase shutdown.
+//!
+//! On SIGTERM or SIGINT: (1) pod sync stops — every pod's containers stop
+//! within their grace period (capped by [`SHUTDOWN_GRACE`]) and the record of
+//! each pod is kept for the next start; (2) the kubelet API and the heartbeat
+//! stop; the process exits 0. The Node stays registered. A second signal
+//! during phase 1 exits at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::Node;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wasmlet_node::{Heartbeat, NodeConfig, NodeHealth};
+use wasmlet_oci::{ClientOptions, Clients, Store};
+use wasmlet_pods::{Allocatable, BackoffConfig, Images, Pods, WasmPolicy, quantity};
+
+use crate::config::Settings;
+use crate::tls;
+
+/// The longest a pod's containers get to stop when the agent shuts down.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The wasmtime release wasmlet embeds (`containerRuntimeVersion`); keep in
+/// step with the workspace's wasmtime dependency.
+const WASMTIME_VERSION: &str = "48.0.8";
+/// The RuntimeClass of `deploy/runtimeclass.yaml`.
+const RUNTIME_CLASS: &str = "wasmlet";
+
+pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&settings.kubeconfig)?;
+    let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("loading the kubeconfig")?;
+    let client = kube::Client::try_from(client_config).context("building the API client")?;
+
+    let shutdown = CancellationToken::new();
+    // Phase-two token: the API server and the heartbeat outlive pod shutdown.
+    let late = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(signals(shutdown.clone(), late.clone()));
+
+    let runtime = wasmlet_runtime::Runtime::new(wasmlet_runtime::Config {
+        cache_dir: Some(settings.root_dir.join("cache").join("wasmtime")),
+        ..Default::default()
+    })
+    .context("starting the wasm runtime")?;
+    let store = Store::open(settings.root_dir.join("images")).context("opening the image store")?;
+    let clients = Clients::new(ClientOptions {
+        insecure_registries: settings.insecure_registries.clone(),
+        extra_root_pem: settings.registry_ca.clone().into_iter().collect(),
+        ..Default::default()
+    })
+    .context("configuring registry clients")?;
+
+    let node_config = node_config(&settings);
+    tracing::info!(node = %settings.node_name, "registering the node");
+    let node = tokio::select! {
+        n = wasmlet_node::register(&client, &node_config, &shutdown) => n.context("registering the node")?,
+        () = shutdown.cancelled() => {
+            late.cancel();
+            return Ok(());
+        }
+    };
+    let node_uid = node.metadata.uid.clone().context("the registered Node has no UID")?;
+    let allocatable = allocatable(&node);
+    tracing::info!(?allocatable, "node registered");
+
+    let (health_tx, health_rx) = watch::channel(NodeHealth {
+        ready: false,
+        message: "wasmlet is starting: pod sync has not listed pods yet".into(),
+        images: Vec::new(),
+    });
+    tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid).run(health_rx, late.clone()));
+
+    let pods = Pods::new(
+        client.clone(),
+        wasmlet_pods::Config {
+            node_name: settings.node_name.clone(),
+            node_ip: settings.node_ip,
+            root_dir: settings.root_dir.clone(),
+            allocatable,
+            wasm: WasmPolicy { runtime_classes: vec![RUNTIME_CLASS.into()], arch: wasmlet_node::ARCHITECTURE.into() },
+            crash_backoff: BackoffConfig::CRASH_LOOP,
+            image_backoff: BackoffConfig::IMAGE_PULL,
+            shutdown_grace: SHUTDOWN_GRACE,
+            gc_interval: Duration::from_secs(300),
+        },
+        Arc::new(runtime),
+        Images::new(store, clients),
+    );
+
+    let (cert, key) =
+        tls::serving_files(settings.tls.clone(), &settings.root_dir, &settings.node_name, settings.node_ip)?;
+    let server = wasmlet_api::ServerConfig::new((settings.node_ip, settings.port).into(), cert, key);
+    let api = wasmlet_api::Server::bind(server, pods.provider()).await.context("starting the kubelet API")?;
+    let api_done = late.clone();
+    tracker.spawn(async move {
+        if let Err(e) = api.run(api_done).await {
+            tracing::error!(error = %e, "the kubelet API failed");
+        }
+    });
+
+    let synced = Arc::new(Notify::new());
+    let ready = synced.clone();
+    tracker.spawn(async move {
+        ready.notified().await;
+        let _ = health_tx.send(NodeHealth { ready: true, message: String::new(), images: Vec::new() });
+        tracing::info!("pods listed; node is ready");
+        // Keep the sender alive until shutdown so the heartbeat keeps its input.
+        health_tx.closed().await;
+    });
+
+    pods.run(shutdown.clone(), synced).await;
+    tracing::info!("pods stopped; stopping the kubelet API and heartbeat");
+    late.cancel();
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("wasmlet stopped");
+    Ok(())
+}
+
+fn node_config(s: &Settings) -> NodeConfig {
+    let mut c = NodeConfig::new(s.node_name.clone(), s.node_ip, s.node_name.clone());
+    c.kubelet_port = s.port;
+    c.labels = s.node_labels.clone();
+    c.taints = s.taints.clone();
+    c.max_pods = s.max_pods;
+    c.root_dir = s.root_dir.clone();
+    c.runtime_version = format!("wasmtime://{WASMTIME_VERSION}");
+    c
+}
+
+/// What pods may use, from the Node's reported allocatable.
+fn allocatable(node: &Node) -> Allocatable {
+    let get = |name: &str, parse: fn(&str) -> Result<i64, quantity::InvalidQuantity>| {
+        node.status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get(name))
+            .and_then(|q| parse(&q.0).ok())
+            .unwrap_or(0)
+    };
+    Allocatable {
+        cpu_milli: get("cpu", quantity::milli),
+        memory_bytes: get("memory", quantity::units),
+        pods: get("pods", quantity::units),
+    }
+}
+
+/// First SIGTERM/SIGINT: graceful shutdown. Second (before `done`): exit at once.
+async fn signals(shutdown: CancellationToken, done: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop wasmlet with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        () = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        () = done.cancelled() => return,
+    }
+    tracing::warn!("second signal: exiting without waiting");
+    std::process::exit(1);
+}

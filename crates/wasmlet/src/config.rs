@@ -1,0 +1,324 @@
+//! Configuration: flags > environment (`WASMLET_*`) > YAML file (`--config`) >
+//! defaults. Everything is validated before the agent touches the network;
+//! an invalid setting exits with code 64 (EX_USAGE) and a clear message.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+/// `wasmlet`: a Kubernetes node agent that runs WebAssembly pods.
+#[derive(Debug, Default, Parser, serde::Deserialize)]
+#[command(name = "wasmlet", version, about)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct Args {
+    /// YAML file with any of the settings below (camelCase keys, e.g. `nodeName`).
+    #[arg(long, env = "WASMLET_CONFIG")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+    /// Validate the configuration, print the resulting settings and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub(crate) validate_only: bool,
+    /// Kubeconfig with the node's credentials (falls back to $KUBECONFIG).
+    #[arg(long, env = "WASMLET_KUBECONFIG")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Node name (default: the host name, lower-cased).
+    #[arg(long, env = "WASMLET_NODE_NAME")]
+    pub(crate) node_name: Option<String>,
+    /// The node's IP: reported as InternalIP, pods' hostIP; the kubelet API binds to it.
+    #[arg(long = "node-ip", env = "WASMLET_NODE_IP")]
+    #[serde(rename = "nodeIP")]
+    pub(crate) node_ip: Option<String>,
+    /// Directory for pods, images and compiled code (default /var/lib/wasmlet).
+    #[arg(long, env = "WASMLET_ROOT_DIR")]
+    pub(crate) root_dir: Option<PathBuf>,
+    /// Port of the kubelet HTTPS API (default 10250).
+    #[arg(long, env = "WASMLET_PORT")]
+    pub(crate) port: Option<u16>,
+    /// Most pods this node runs (default 110).
+    #[arg(long, env = "WASMLET_MAX_PODS")]
+    pub(crate) max_pods: Option<u32>,
+    /// Extra node labels, `key=value,key2=value2`.
+    #[arg(long, env = "WASMLET_NODE_LABELS")]
+    #[serde(deserialize_with = "labels_from_map")]
+    pub(crate) node_labels: Option<String>,
+    /// Taints to register with, `key=value:Effect,...` (default:
+    /// kubernetes.io/arch=wasm32:NoSchedule,kubernetes.io/arch=wasm32:NoExecute).
+    #[arg(long, env = "WASMLET_REGISTER_WITH_TAINTS")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) register_with_taints: Option<String>,
+    /// Serving certificate of the kubelet API (PEM). Without it, a self-signed
+    /// one is generated under the root directory, as the upstream kubelet does.
+    #[arg(long, env = "WASMLET_TLS_CERT_FILE")]
+    pub(crate) tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "WASMLET_TLS_PRIVATE_KEY_FILE")]
+    pub(crate) tls_private_key_file: Option<PathBuf>,
+    /// Registries reached over plain HTTP, `host:port`, comma-separated.
+    #[arg(long, env = "WASMLET_INSECURE_REGISTRIES")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) insecure_registries: Option<String>,
+    /// Extra CA certificates (PEM) trusted for registries.
+    #[arg(long, env = "WASMLET_REGISTRY_CA_FILE")]
+    pub(crate) registry_ca_file: Option<PathBuf>,
+}
+
+/// The validated settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) node_name: String,
+    pub(crate) node_ip: IpAddr,
+    pub(crate) root_dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) max_pods: u32,
+    pub(crate) node_labels: BTreeMap<String, String>,
+    pub(crate) taints: Vec<k8s_openapi::api::core::v1::Taint>,
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    pub(crate) insecure_registries: Vec<String>,
+    pub(crate) registry_ca: Option<Vec<u8>>,
+}
+
+/// An invalid setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub(crate) struct Invalid(pub(crate) String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+impl Args {
+    /// Fills what flags and environment left unset from the file.
+    pub(crate) fn merge_file(mut self) -> Result<Self, Invalid> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| invalid(format!("--config {}: {e}", path.display())))?;
+        let file: Args =
+            serde_yaml::from_str(&text).map_err(|e| invalid(format!("--config {}: {e}", path.display())))?;
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
+        }
+        fill!(
+            kubeconfig,
+            node_name,
+            node_ip,
+            root_dir,
+            port,
+            max_pods,
+            node_labels,
+            register_with_taints,
+            tls_cert_file,
+            tls_private_key_file,
+            insecure_registries,
+            registry_ca_file
+        );
+        Ok(self)
+    }
+
+    /// Applies defaults and validates everything, without network access.
+    pub(crate) fn settings(self) -> Result<Settings, Invalid> {
+        let kubeconfig = self
+            .kubeconfig
+            .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
+            .ok_or_else(|| invalid("--kubeconfig is required (or set KUBECONFIG)"))?;
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
+            .map_err(|e| invalid(format!("--kubeconfig {}: {e}", kubeconfig.display())))?;
+        if kc.current_context.is_none() && kc.contexts.len() != 1 {
+            return Err(invalid(format!("--kubeconfig {}: no current context", kubeconfig.display())));
+        }
+
+        let node_name = match self.node_name {
+            Some(n) => n,
+            None => hostname().ok_or_else(|| invalid("cannot determine the host name; set --node-name"))?,
+        };
+        validate_dns_subdomain(&node_name).map_err(|e| invalid(format!("--node-name {node_name:?}: {e}")))?;
+
+        let node_ip = match self.node_ip {
+            Some(ip) => ip.parse().map_err(|_| invalid(format!("--node-ip {ip:?} is not an IP address")))?,
+            None => default_ip().ok_or_else(|| invalid("cannot determine the node IP; set --node-ip"))?,
+        };
+        if node_ip.is_unspecified() {
+            return Err(invalid("--node-ip must be a concrete address, not 0.0.0.0 or ::"));
+        }
+
+        let root_dir = self.root_dir.unwrap_or_else(|| PathBuf::from("/var/lib/wasmlet"));
+        std::fs::create_dir_all(&root_dir).map_err(|e| invalid(format!("--root-dir {}: {e}", root_dir.display())))?;
+        let probe = root_dir.join(".wasmlet-write-test");
+        std::fs::write(&probe, b"")
+            .map_err(|e| invalid(format!("--root-dir {} is not writable: {e}", root_dir.display())))?;
+        let _ = std::fs::remove_file(&probe);
+
+        let port = self.port.unwrap_or(10250);
+        if port == 0 {
+            return Err(invalid("--port must be between 1 and 65535"));
+        }
+        let max_pods = self.max_pods.unwrap_or(110);
+        if max_pods == 0 {
+            return Err(invalid("--max-pods must be at least 1"));
+        }
+        let node_labels = parse_labels(self.node_labels.as_deref().unwrap_or(""))?;
+        let taints = match self.register_with_taints {
+            Some(t) => parse_taints(&t)?,
+            None => wasmlet_node::default_taints(),
+        };
+        let tls = match (self.tls_cert_file, self.tls_private_key_file) {
+            (Some(c), Some(k)) => {
+                check_pem(&c, "CERTIFICATE", "--tls-cert-file")?;
+                check_pem(&k, "PRIVATE KEY", "--tls-private-key-file")?;
+                Some((c, k))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(invalid("--tls-cert-file and --tls-private-key-file go together"));
+            }
+        };
+        let insecure_registries = split_list(self.insecure_registries.as_deref().unwrap_or(""));
+        let registry_ca = match self.registry_ca_file {
+            Some(p) => {
+                check_pem(&p, "CERTIFICATE", "--registry-ca-file")?;
+                Some(std::fs::read(&p).map_err(|e| invalid(format!("--registry-ca-file: {e}")))?)
+            }
+            None => None,
+        };
+        Ok(Settings {
+            kubeconfig,
+            node_name,
+            node_ip,
+            root_dir,
+            port,
+            max_pods,
+            node_labels,
+            taints,
+            tls,
+            insecure_registries,
+            registry_ca,
+        })
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()
+}
+
+/// Label keys a kubelet may set on its own Node in the reserved namespaces
+/// (NodeRestriction; upstream refuses to start with others).
+const KUBELET_LABELS: [&str; 10] = [
+    "kubernetes.io/hostname",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+];
+
+fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut out = BTreeMap::new();
+    for item in split_list(s) {
+        let (k, v) =
+            item.split_once('=').ok_or_else(|| invalid(format!("--node-labels: {item:?} is not key=value")))?;
+        validate_label_key(k).map_err(|e| invalid(format!("--node-labels: key {k:?}: {e}")))?;
+        if v.len() > 63 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(invalid(format!("--node-labels: value {v:?} of {k:?} is not a valid label value")));
+        }
+        let prefix = k.split_once('/').map(|(p, _)| p).unwrap_or("");
+        let reserved =
+            ["kubernetes.io", "k8s.io"].iter().any(|ns| prefix == *ns || prefix.ends_with(&format!(".{ns}")));
+        let allowed = KUBELET_LABELS.contains(&k)
+            || ["kubelet.kubernetes.io", "node.kubernetes.io"]
+                .iter()
+                .any(|ns| prefix == *ns || prefix.ends_with(&format!(".{ns}")));
+        if reserved && !allowed {
+            return Err(invalid(format!(
+                "--node-labels: {k:?} is in a kubernetes.io/k8s.io namespace a kubelet may not set (use node.kubernetes.io/...)"
+            )));
+        }
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+fn parse_taints(s: &str) -> Result<Vec<k8s_openapi::api::core::v1::Taint>, Invalid> {
+    split_list(s)
+        .into_iter()
+        .map(|item| {
+            let (kv, effect) = item
+                .rsplit_once(':')
+                .ok_or_else(|| invalid(format!("--register-with-taints: {item:?} is not key[=value]:Effect")))?;
+            if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
+                return Err(invalid(format!("--register-with-taints: unknown effect {effect:?} in {item:?}")));
+            }
+            let (key, value) = match kv.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_owned())),
+                None => (kv, None),
+            };
+            validate_label_key(key).map_err(|e| invalid(format!("--register-with-taints: key {key:?}: {e}")))?;
+            Ok(k8s_openapi::api::core::v1::Taint { key: key.into(), value, effect: effect.into(), time_added: None })
+        })
+        .collect()
+}
+
+fn validate_label_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    if let Some(p) = prefix {
+        validate_dns_subdomain(p)?;
+    }
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok { Ok(()) } else { Err("not a valid qualified name".into()) }
+}
+
+fn validate_dns_subdomain(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok { Ok(()) } else { Err("must be a lower-case DNS subdomain (a-z, 0-9, '-', '.')".into()) }
+}
+
+fn check_pem(path: &Path, kind: &str, flag: &str) -> Result<(), Invalid> {
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("{flag} {}: {e}", path.display())))?;
+    if !text.contains("-----BEGIN") || !text.contains(kind) {
+        return Err(invalid(format!("{flag} {}: no PEM {kind} in the file", path.display())));
+    }
+    Ok(())
+}
+
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(name.trim().to_lowercase()).filter(|n| !n.is_empty())
+}
+
+/// The address of the interface holding the default route (no packet is sent).
+fn default_ip() -> Option<IpAddr> {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((Ipv4Addr::new(10, 255, 255, 255), 1)).ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
+}
+
+fn labels_from_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let map: Option<BTreeMap<String, String>> = serde::Deserialize::deserialize(d)?;
+    Ok(map.map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")))
+}
+
+fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let list: Option<Vec<String>> = serde::Deserialize::deserialize(d)?;
+    Ok(list.map(|l| l.join(",")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+use std::io::Write;
+
+use clap::Parser;
+
+use super::*;
+
+fn kubeconfig(dir: &Path) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n\
+         users:\n- name: u\n  user: {}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+    path
+}
+
+fn args(dir: &Path, extra: &[&str]) -> Args {
+    let kc = kubeconfig(dir);
+    let root = dir.join("root");
+    let mut argv =
+        vec!["wasmlet".to_owned(), format!("--kubeconfig={}", kc.display()), format!("--root-dir={}", root.display())];
+    if !extra.iter().any(|a| a.starts_with("--node-ip")) {
+        argv.push("--node-ip=127.0.0.1".to_owned());
+    }
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    Args::try_parse_from(argv).unwrap()
+}
+
+fn settings(dir: &Path, extra: &[&str]) -> Result<Settings, Invalid> {
+    args(dir, extra).merge_file()?.settings()
+}
+
+#[test]
+fn defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), &["--node-name=n1"]).unwrap();
+    assert_eq!(s.port, 10250);
+    assert_eq!(s.max_pods, 110);
+    assert_eq!(s.node_name, "n1");
+    assert_eq!(s.taints, wasmlet_node::default_taints());
+    assert!(s.tls.is_none());
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wasmlet.yaml");
+    let mut f = std::fs::File::create(&file).unwrap();
+    writeln!(f, "nodeName: from-file\nport: 11000\nmaxPods: 7\nnodeLabels:\n  node.kubernetes.io/pool: a\nregisterWithTaints: [\"x=y:NoSchedule\"]").unwrap();
+    let config = format!("--config={}", file.display());
+    let s = settings(dir.path(), &[&config, "--port=12000"]).unwrap();
+    assert_eq!(s.node_name, "from-file");
+    assert_eq!(s.port, 12000, "the flag wins");
+    assert_eq!(s.max_pods, 7, "the file fills the rest");
+    assert_eq!(s.node_labels.get("node.kubernetes.io/pool").map(String::as_str), Some("a"));
+    assert_eq!(s.taints.len(), 1);
+    assert_eq!(s.taints[0].key, "x");
+}
+
+#[test]
+fn unknown_file_keys_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wasmlet.yaml");
+    std::fs::write(&file, "nodeNmae: typo\n").unwrap();
+    let config = format!("--config={}", file.display());
+    let err = settings(dir.path(), &[&config]).unwrap_err().to_string();
+    assert!(err.contains("nodeNmae"), "{err}");
+}
+
+#[test]
+fn bad_values_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--node-name=Bad_Name"], "--node-name"),
+        (&["--node-name=n", "--node-ip=not-an-ip"], "--node-ip"),
+        (&["--node-name=n", "--port=0"], "--port"),
+        (&["--node-name=n", "--max-pods=0"], "--max-pods"),
+        (&["--node-name=n", "--node-labels=novalue"], "key=value"),
+        (&["--node-name=n", "--node-labels=kubernetes.io/role=x"], "may not set"),
+        (&["--node-name=n", "--register-with-taints=a=b:Sometimes"], "unknown effect"),
+        (&["--node-name=n", "--tls-cert-file=/nonexistent"], "go together"),
+    ];
+    for (extra, want) in cases {
+        let err = match settings(dir.path(), extra) {
+            Ok(_) => panic!("{extra:?} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want), "{extra:?}: {err}");
+    }
+    let err = Args::try_parse_from(["wasmlet", "--kubeconfig=/nonexistent/kc", "--node-name=n", "--node-ip=127.0.0.1"])
+        .unwrap()
+        .settings()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/kc"), "{err}");
+}
+
+#[test]
+fn labels_and_taints_parse() {
+    let labels = parse_labels("node.kubernetes.io/pool=a, example.com/team=x,kubernetes.io/hostname=h").unwrap();
+    assert_eq!(labels.len(), 3);
+    let taints = parse_taints("a=b:NoSchedule,c:NoExecute").unwrap();
+    assert_eq!(taints[1].key, "c");
+    assert_eq!(taints[1].value, None);
+    assert_eq!(taints[1].effect, "NoExecute");
+}

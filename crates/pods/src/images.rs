@@ -84,9 +84,16 @@ impl Images {
         &self.store
     }
 
+    /// The registry host of `image`, if it parses.
+    pub fn registry_of(image: &str) -> Option<String> {
+        image.parse::<Reference>().ok().map(|r| r.resolve_registry().to_owned())
+    }
+
     /// Makes `image` available according to `policy` (`Always`, `IfNotPresent`,
     /// `Never`; empty means the API default: `Always` for `:latest` or no tag).
-    pub async fn ensure(&self, image: &str, policy: &str, auth: &RegistryAuth) -> Result<Pulled, ImageError> {
+    /// A pull tries each of `auths` (from pull secrets) and then anonymous
+    /// access, moving on only when the registry refuses the credentials.
+    pub async fn ensure(&self, image: &str, policy: &str, auths: &[RegistryAuth]) -> Result<Pulled, ImageError> {
         let reference: Reference = image.parse().map_err(|e: oci_reference_error::ParseError| {
             ImageError::InvalidName { image: image.to_owned(), reason: e.to_string() }
         })?;
@@ -104,11 +111,25 @@ impl Images {
                 return Err(ImageError::NeverPull { image: image.to_owned() });
             }
         }
-        let client = self.clients.get(auth).map_err(|e| pull_error(image, &e))?;
+        let mut candidates: Vec<&RegistryAuth> = auths.iter().collect();
+        candidates.push(&RegistryAuth::Anonymous);
         let started = Instant::now();
-        let found = self.store.pull(&client, &reference, auth).await.map_err(|e| pull_error(image, &e))?;
-        self.touch(&found.wasm_digest);
-        Ok(pulled(&reference, found, Some(started.elapsed())))
+        let mut refused = None;
+        for auth in candidates {
+            let client = self.clients.get(auth).map_err(|e| pull_error(image, &e))?;
+            match self.store.pull(&client, &reference, auth).await {
+                Ok(found) => {
+                    self.touch(&found.wasm_digest);
+                    return Ok(pulled(&reference, found, Some(started.elapsed())));
+                }
+                Err(e @ wasmlet_oci::pull::Error::Unauthorized { .. }) => refused = Some(e),
+                Err(e) => return Err(pull_error(image, &e)),
+            }
+        }
+        Err(match refused {
+            Some(e) => pull_error(image, &e),
+            None => ImageError::Pull { image: image.to_owned(), message: "no credentials to try".into() },
+        })
     }
 
     /// Marks `digest` as used by a container (kept by garbage collection).

@@ -23,6 +23,7 @@ mod guest;
 mod images;
 mod manager;
 mod provider;
+mod pull_secrets;
 pub mod quantity;
 pub mod record;
 mod recovery;

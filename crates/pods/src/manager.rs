@@ -140,7 +140,9 @@ impl Manager {
             cancel: self.cancel.child_token(),
             dir,
             containers: JoinSet::new(),
+            init: JoinSet::new(),
             stops: HashMap::new(),
+            init_stops: HashMap::new(),
             reported: None,
         };
         let span = tracing::info_span!(

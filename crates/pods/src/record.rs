@@ -60,6 +60,9 @@ pub struct ContainerRecord {
     pub ready: bool,
     /// Started (running, and no startup probe pending).
     pub started: bool,
+    /// An init container with `restartPolicy: Always` (a native sidecar).
+    #[serde(default)]
+    pub sidecar: bool,
 }
 
 impl ContainerRecord {
@@ -75,7 +78,21 @@ impl ContainerRecord {
             restart_count: 0,
             ready: false,
             started: false,
+            sidecar: false,
         }
+    }
+
+    /// A container waiting for the pod's init containers.
+    pub fn initializing(name: &str, image: &str) -> Self {
+        Self {
+            state: ContainerState::Waiting { reason: "PodInitializing".into(), message: None },
+            ..Self::new(name, image)
+        }
+    }
+
+    /// Whether it ended with exit code 0 and will not run again.
+    pub fn succeeded(&self) -> bool {
+        self.terminated().is_some_and(|t| t.exit_code == 0)
     }
 
     /// Whether it is running now.
@@ -110,8 +127,14 @@ pub struct PodRecord {
     pub start_time: Option<Timestamp>,
     /// Per-pod environment ready (directories, volumes): PodReadyToStartContainers.
     pub sandbox_ready: bool,
+    /// Init containers (and native sidecars) in spec order.
+    #[serde(default)]
+    pub init_containers: Vec<ContainerRecord>,
     /// Containers in spec order.
     pub containers: Vec<ContainerRecord>,
+    /// Set once every init container succeeded and every sidecar started.
+    #[serde(default)]
+    pub init_done: bool,
     /// Set once the pod is being torn down: containers will not restart.
     pub terminating: bool,
     /// Set when the agent ended the pod itself (rejection, deadline).
@@ -120,12 +143,24 @@ pub struct PodRecord {
 
 impl PodRecord {
     /// The record of container `name`.
+    /// (Names are unique across init and regular containers.)
     pub fn container(&self, name: &str) -> Option<&ContainerRecord> {
-        self.containers.iter().find(|c| c.name == name)
+        self.all().find(|c| c.name == name)
     }
 
     /// Mutable record of container `name`.
     pub fn container_mut(&mut self, name: &str) -> Option<&mut ContainerRecord> {
-        self.containers.iter_mut().find(|c| c.name == name)
+        self.init_containers.iter_mut().chain(self.containers.iter_mut()).find(|c| c.name == name)
+    }
+
+    /// Init containers, then regular ones.
+    pub fn all(&self) -> impl Iterator<Item = &ContainerRecord> {
+        self.init_containers.iter().chain(self.containers.iter())
+    }
+
+    /// Whether initialization is over (every init container succeeded, every
+    /// sidecar started). Once true it stays true, as upstream.
+    pub fn initialized(&self) -> bool {
+        self.init_done || self.init_containers.is_empty()
     }
 }

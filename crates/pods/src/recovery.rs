@@ -28,11 +28,15 @@ pub(crate) fn recover(w: &mut PodWorker) -> Recovered {
     let saved = checkpoint::load(&w.dir, &w.uid);
     let api = w.pod.status.clone().unwrap_or_default();
     let api_statuses: Vec<ContainerRecord> = api.container_statuses.iter().flatten().map(from_api).collect();
+    let api_init: Vec<ContainerRecord> = api.init_container_statuses.iter().flatten().map(from_api).collect();
 
     if phase::is_terminal(api.phase.as_deref()) {
         let mut record = saved.map(|c| c.record).unwrap_or_default();
         if record.containers.is_empty() {
             record.containers = api_statuses;
+            record.init_containers = api_init;
+            record.init_done = true;
+            mark_sidecars(&mut record, &w.pod);
         }
         record.start_time = record.start_time.or(api.start_time.map(|t| t.0));
         record.verdict =
@@ -46,12 +50,16 @@ pub(crate) fn recover(w: &mut PodWorker) -> Recovered {
             return Recovered::Finished;
         }
         Some(cp) => (cp.record, cp.clean_shutdown),
-        None if api_statuses.iter().any(ran) => {
-            let record = PodRecord {
+        None if api_statuses.iter().chain(api_init.iter()).any(ran) => {
+            let initialized = api.conditions.iter().flatten().any(|c| c.type_ == "Initialized" && c.status == "True");
+            let mut record = PodRecord {
                 start_time: api.start_time.map(|t| t.0),
+                init_containers: api_init.clone(),
                 containers: api_statuses.clone(),
+                init_done: initialized,
                 ..Default::default()
             };
+            mark_sidecars(&mut record, &w.pod);
             (record, false)
         }
         None => {
@@ -60,9 +68,9 @@ pub(crate) fn recover(w: &mut PodWorker) -> Recovered {
         }
     };
     let now = Timestamp::now();
-    for c in &mut record.containers {
+    for c in record.init_containers.iter_mut().chain(record.containers.iter_mut()) {
         // The API may have seen more restarts than the checkpoint.
-        if let Some(a) = api_statuses.iter().find(|a| a.name == c.name) {
+        if let Some(a) = api_statuses.iter().chain(api_init.iter()).find(|a| a.name == c.name) {
             c.restart_count = c.restart_count.max(a.restart_count);
         }
         if let ContainerState::Running { started_at } = c.state {
@@ -88,10 +96,16 @@ pub(crate) fn recover(w: &mut PodWorker) -> Recovered {
             c.state = ContainerState::Waiting { reason: "ContainerCreating".into(), message: None };
         }
     }
-    // Containers added to the spec since (none can be; keep the record complete anyway).
-    for spec in w.pod.spec.iter().flat_map(|s| &s.containers) {
-        if record.container(&spec.name).is_none() {
-            record.containers.push(ContainerRecord::new(&spec.name, spec.image.as_deref().unwrap_or_default()));
+    // Containers the record lacks (none can be added to a pod; keep it complete anyway).
+    let fresh = fresh(&w.pod);
+    for c in fresh.init_containers {
+        if record.container(&c.name).is_none() {
+            record.init_containers.push(c);
+        }
+    }
+    for c in fresh.containers {
+        if record.container(&c.name).is_none() {
+            record.containers.push(c);
         }
     }
     record.sandbox_ready = false;
@@ -100,21 +114,45 @@ pub(crate) fn recover(w: &mut PodWorker) -> Recovered {
     Recovered::Resume
 }
 
+fn mark_sidecars(record: &mut PodRecord, pod: &Pod) {
+    for spec in pod.spec.iter().flat_map(|s| s.init_containers.iter().flatten()) {
+        if let Some(c) = record.init_containers.iter_mut().find(|c| c.name == spec.name) {
+            c.sidecar = is_sidecar(spec);
+        }
+    }
+}
+
 fn lock(w: &PodWorker) -> std::sync::MutexGuard<'_, PodRecord> {
     w.record.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A record for a pod that never ran: every container waiting.
+/// A record for a pod that never ran: every container waiting (regular ones
+/// for `PodInitializing` when there are init containers).
 pub(crate) fn fresh(pod: &Pod) -> PodRecord {
-    PodRecord {
-        containers: pod
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .map(|c| ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or_default()))
-            .collect(),
-        ..Default::default()
-    }
+    let spec = pod.spec.as_ref();
+    let init: Vec<ContainerRecord> = spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .map(|c| ContainerRecord {
+            sidecar: is_sidecar(c),
+            ..ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or_default())
+        })
+        .collect();
+    let has_init = !init.is_empty();
+    let containers = spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .map(|c| {
+            let image = c.image.as_deref().unwrap_or_default();
+            if has_init { ContainerRecord::initializing(&c.name, image) } else { ContainerRecord::new(&c.name, image) }
+        })
+        .collect();
+    PodRecord { init_containers: init, containers, ..Default::default() }
+}
+
+/// An init container with `restartPolicy: Always` is a native sidecar.
+pub(crate) fn is_sidecar(c: &k8s_openapi::api::core::v1::Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
 }
 
 fn ran(c: &ContainerRecord) -> bool {
@@ -153,5 +191,6 @@ fn from_api(s: &ContainerStatus) -> ContainerRecord {
         restart_count: s.restart_count,
         ready: s.ready,
         started: s.started.unwrap_or(false),
+        sidecar: false,
     }
 }

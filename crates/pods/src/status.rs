@@ -40,10 +40,7 @@ pub struct Addresses {
 /// Computes the status the agent reports for `pod`.
 pub fn compute(pod: &Pod, record: &PodRecord, addrs: &Addresses, now: Timestamp) -> PodStatus {
     let restart_policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
-    let phase = match &record.verdict {
-        Some(v) => v.phase.clone(),
-        None => pod_phase(restart_policy, &record.containers, record.terminating).to_owned(),
-    };
+    let phase = phase_of(restart_policy, record);
     let previous = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
     let generation = pod.metadata.generation;
     let conditions = conditions(pod, record, &phase, &previous, generation, now);
@@ -55,6 +52,8 @@ pub fn compute(pod: &Pod, record: &PodRecord, addrs: &Addresses, now: Timestamp)
         phase: Some(phase),
         conditions: Some(conditions),
         container_statuses: Some(record.containers.iter().map(container_status).collect()),
+        init_container_statuses: (!record.init_containers.is_empty())
+            .then(|| record.init_containers.iter().map(container_status).collect()),
         start_time: record.start_time.map(Time),
         host_ip: Some(addrs.host_ip.clone()),
         host_ips: Some(vec![HostIP { ip: addrs.host_ip.clone() }]),
@@ -66,6 +65,39 @@ pub fn compute(pod: &Pod, record: &PodRecord, addrs: &Addresses, now: Timestamp)
         message,
         ..Default::default()
     }
+}
+
+/// The pod's phase: the agent's verdict if it ended the pod, else the phase
+/// of its init containers while it initializes, else of its regular containers.
+pub fn phase_of(restart_policy: &str, record: &PodRecord) -> String {
+    if let Some(v) = &record.verdict {
+        return v.phase.clone();
+    }
+    if !record.initialized() {
+        return init_phase(restart_policy, &record.init_containers, record.terminating).to_owned();
+    }
+    let phase = pod_phase(restart_policy, &record.containers, record.terminating);
+    // Sidecars still running (or restarting) keep a finished pod from being
+    // terminal until they are stopped (KEP-753).
+    let sidecar_alive = !record.terminating
+        && record
+            .init_containers
+            .iter()
+            .any(|c| c.sidecar && (c.is_running() || matches!(c.state, ContainerState::Waiting { .. })));
+    if phase::is_terminal(Some(phase)) && sidecar_alive && !record.containers.is_empty() {
+        return phase::RUNNING.to_owned();
+    }
+    phase.to_owned()
+}
+
+/// The upstream kubelet's `getPhase` while init containers run: Failed when
+/// one failed and the policy is Never (or the pod is torn down), else Pending.
+pub fn init_phase(restart_policy: &str, init: &[ContainerRecord], terminating: bool) -> &'static str {
+    let failed = init.iter().filter(|c| !c.sidecar).any(|c| {
+        c.terminated().or(c.last_state.as_ref()).is_some_and(|t| t.exit_code != 0)
+            && !matches!(c.state, ContainerState::Running { .. })
+    });
+    if terminating || (failed && restart_policy == "Never") { phase::FAILED } else { phase::PENDING }
 }
 
 /// The upstream kubelet's `getPhase` for regular containers.
@@ -116,7 +148,29 @@ fn conditions(
     now: Timestamp,
 ) -> Vec<PodCondition> {
     let done = phase::is_terminal(Some(phase));
-    let unready: Vec<&str> = record.containers.iter().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+    // Regular containers and sidecars count for readiness.
+    let unready: Vec<&str> = record
+        .containers
+        .iter()
+        .chain(record.init_containers.iter().filter(|c| c.sidecar))
+        .filter(|c| !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
+    let initialized = if record.initialized() {
+        (true, None, None)
+    } else {
+        let pending: Vec<&str> = record
+            .init_containers
+            .iter()
+            .filter(|c| if c.sidecar { !c.started } else { !c.succeeded() })
+            .map(|c| c.name.as_str())
+            .collect();
+        (
+            false,
+            Some("ContainersNotInitialized"),
+            Some(format!("containers with incomplete status: [{}]", pending.join(" "))),
+        )
+    };
     let containers_ready = if done {
         (false, Some("PodCompleted"), None)
     } else if unready.is_empty() {
@@ -151,7 +205,7 @@ fn conditions(
     };
     vec![
         make("PodReadyToStartContainers", (record.sandbox_ready, None, None)),
-        make("Initialized", (true, None, None)),
+        make("Initialized", initialized),
         make("ContainersReady", containers_ready),
         make("Ready", ready),
     ]

@@ -69,8 +69,14 @@ pub struct PodWorker {
     pub(crate) dirty: Arc<Notify>,
     pub(crate) cancel: CancellationToken,
     pub(crate) dir: PathBuf,
+    /// Tasks of the regular containers.
     pub(crate) containers: JoinSet<()>,
+    /// Tasks of the init containers and sidecars.
+    pub(crate) init: JoinSet<()>,
+    /// Stop signals of the regular containers.
     pub(crate) stops: HashMap<String, watch::Sender<Option<StopRequest>>>,
+    /// Stop signals of the init containers and sidecars.
+    pub(crate) init_stops: HashMap<String, watch::Sender<Option<StopRequest>>>,
     /// The status JSON last written, to skip unchanged patches.
     pub(crate) reported: Option<serde_json::Value>,
 }
@@ -151,12 +157,7 @@ impl PodWorker {
     /// Persists the record.
     pub(crate) fn save_checkpoint(&self, clean_shutdown: bool) {
         let record = self.snapshot();
-        let finished = record.verdict.is_some()
-            || status::phase::is_terminal(Some(status::pod_phase(
-                self.restart_policy(),
-                &record.containers,
-                record.terminating,
-            )));
+        let finished = status::phase::is_terminal(Some(&status::phase_of(self.restart_policy(), &record)));
         let cp = Checkpoint { uid: self.uid.clone(), record, finished, clean_shutdown };
         if let Err(e) = checkpoint::save(&self.dir, &cp) {
             tracing::warn!(error = %e, dir = %self.dir.display(), "writing checkpoint failed");
@@ -179,28 +180,48 @@ impl PodWorker {
         Duration::from_secs(secs.max(0) as u64)
     }
 
-    /// Asks every container to stop with `grace`.
-    pub(crate) fn stop_containers(&self, grace: Duration) {
+    /// Stops every container with `grace`: regular containers first, then
+    /// init containers and sidecars (KEP-753), each group waited for up to
+    /// `grace + slack`.
+    pub(crate) async fn stop_all(&mut self, grace: Duration, slack: Duration) {
         for tx in self.stops.values() {
             let _ = tx.send(Some(StopRequest { grace }));
         }
-    }
-
-    /// Waits for every container task, giving up after `limit`.
-    pub(crate) async fn join_containers(&mut self, limit: Duration) {
-        let all = async {
-            while let Some(res) = self.containers.join_next().await {
-                if let Err(e) = res {
-                    tracing::error!(error = %e, "container task failed; this is a bug");
-                }
-            }
-        };
-        if tokio::time::timeout(limit, all).await.is_err() {
-            tracing::warn!("containers did not stop in time; aborting them");
-            self.containers.abort_all();
-            while self.containers.join_next().await.is_some() {}
+        join(&mut self.containers, grace + slack).await;
+        for tx in self.init_stops.values() {
+            let _ = tx.send(Some(StopRequest { grace }));
         }
+        join(&mut self.init, grace + slack).await;
     }
+}
+
+/// Waits for every task of `set`, aborting them after `limit`.
+async fn join(set: &mut JoinSet<()>, limit: Duration) {
+    let all = async {
+        while let Some(res) = set.join_next().await {
+            if let Err(e) = res {
+                tracing::error!(error = %e, "container task failed; this is a bug");
+            }
+        }
+    };
+    if tokio::time::timeout(limit, all).await.is_err() {
+        tracing::warn!("containers did not stop in time; aborting them");
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+}
+
+/// What a container is to its pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A regular container: restarts per the pod's restart policy.
+    App,
+    /// An init container: runs to completion; restarts on failure unless the
+    /// pod's policy is Never.
+    Init,
+    /// An init container with `restartPolicy: Always`: runs beside the app
+    /// containers and always restarts.
+    Sidecar,
 }
 
 /// A container's worker: pulls, starts, runs and restarts one container.
@@ -208,6 +229,7 @@ pub struct ContainerWorker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) pod: Arc<Pod>,
     pub(crate) spec: Container,
+    pub(crate) role: Role,
     pub(crate) record: Arc<Mutex<PodRecord>>,
     pub(crate) attempts: Attempts,
     pub(crate) dirty: Arc<Notify>,

@@ -19,8 +19,8 @@ use super::{State, Terminal, Transition, edges};
 use crate::events::reason;
 use crate::images::{ImageError, Pulled};
 use crate::record::{ContainerState, Terminated};
-use crate::worker::ContainerWorker;
-use crate::{guest, spec};
+use crate::worker::{ContainerWorker, Role};
+use crate::{guest, pull_secrets, spec};
 
 type Step<'a> = BoxFuture<'a, Transition<ContainerWorker>>;
 
@@ -93,8 +93,9 @@ impl State<ContainerWorker> for Pulling {
             let policy = w.spec.image_pull_policy.clone().unwrap_or_default();
             let pod = w.pod.clone();
             let shared = w.shared.clone();
+            let auths = pull_credentials(w, &image).await;
             let result = tokio::select! {
-                r = shared.images.ensure(&image, &policy, &wasmlet_oci::RegistryAuth::Anonymous) => r,
+                r = shared.images.ensure(&image, &policy, &auths) => r,
                 _ = w.stopped() => return Transition::next(self, Stopped),
             };
             match result {
@@ -287,9 +288,10 @@ impl State<ContainerWorker> for Exited {
                 return Transition::next(self, Completed);
             };
             let policy = w.pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
-            let restart = match policy {
-                "Never" => false,
-                "OnFailure" => t.exit_code != 0,
+            let restart = match (w.role, policy) {
+                (Role::Sidecar, _) => true,
+                (_, "Never") => false,
+                (Role::Init, _) | (_, "OnFailure") => t.exit_code != 0,
                 _ => true,
             };
             if !restart {
@@ -373,6 +375,22 @@ impl State<ContainerWorker> for Completed {
             Transition::done(self)
         })
     }
+}
+
+/// Credentials from the pod's `imagePullSecrets` for the image's registry;
+/// secrets that cannot be read are reported as upstream does, and the pull
+/// goes on without them.
+async fn pull_credentials(w: &ContainerWorker, image: &str) -> Vec<wasmlet_oci::RegistryAuth> {
+    let Some(registry) = crate::Images::registry_of(image) else { return Vec::new() };
+    let (auths, missing) = pull_secrets::credentials(&w.shared.client, &w.pod, &registry).await;
+    if !missing.is_empty() {
+        let note = format!(
+            "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+            missing.join(", ")
+        );
+        w.shared.events.warning(&w.pod, None, "FailedToRetrieveImagePullSecret", note).await;
+    }
+    auths
 }
 
 fn hold(w: &mut ContainerWorker, image: &Pulled) {

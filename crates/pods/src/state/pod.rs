@@ -18,8 +18,10 @@ use kube::api::{DeleteParams, Preconditions};
 use super::{State, Terminal, Transition, edges};
 use crate::admission::{self, Rejection, Requests};
 use crate::events::reason;
-use crate::record::PodVerdict;
+use crate::record::{ContainerState, PodVerdict};
+use crate::status;
 use crate::worker::PodWorker;
+use crate::worker::Role;
 use crate::{recovery, spawn};
 
 type Step<'a> = BoxFuture<'a, Transition<PodWorker>>;
@@ -37,6 +39,8 @@ pub struct Rejected {
 }
 /// Preparing the pod's environment and starting its containers.
 pub struct Starting;
+/// Init containers run one after the other; sidecars start and stay.
+pub struct Initializing;
 /// Containers run (and restart) under the restart policy.
 pub struct Running;
 /// Stopping every container (deletion, active deadline, object gone).
@@ -56,7 +60,8 @@ pub struct ShuttingDown;
 edges!(
     Admitting => Rejected, Starting, Finished, Terminating, ShuttingDown;
     Rejected => Finished;
-    Starting => Running;
+    Starting => Initializing;
+    Initializing => Running, Terminating, ShuttingDown;
     Running => Terminating, Finished, ShuttingDown;
     Terminating => Finished;
     Finished => Deleting, Cleanup;
@@ -155,6 +160,75 @@ impl State<PodWorker> for Starting {
             }
             w.update(|r| r.sandbox_ready = true);
             w.sync_status().await;
+            Transition::next(self, Initializing)
+        })
+    }
+}
+
+impl State<PodWorker> for Initializing {
+    fn name(&self) -> &'static str {
+        "Initializing"
+    }
+
+    fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
+        Box::pin(async move {
+            let specs = w.pod.spec.as_ref().and_then(|s| s.init_containers.clone()).unwrap_or_default();
+            let already_done = w.snapshot().initialized();
+            for spec in specs {
+                let role = if recovery::is_sidecar(&spec) { Role::Sidecar } else { Role::Init };
+                let name = spec.name.clone();
+                let done = |w: &PodWorker| {
+                    w.snapshot().container(&name).is_some_and(|c| match role {
+                        Role::Sidecar => c.started,
+                        _ => c.succeeded(),
+                    })
+                };
+                // After an agent restart, init containers that succeeded stay done.
+                if role == Role::Init && (already_done || done(w)) {
+                    continue;
+                }
+                spawn::container(w, spec, role);
+                if already_done {
+                    continue; // restarted sidecars of an initialized pod: do not wait
+                }
+                loop {
+                    if w.cancel.is_cancelled() {
+                        return Transition::next(self, ShuttingDown);
+                    }
+                    if !w.refresh() {
+                        return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                    }
+                    if w.pod.metadata.deletion_timestamp.is_some() {
+                        return Transition::next(self, Terminating { grace: w.grace(), verdict: None });
+                    }
+                    if done(w) {
+                        break;
+                    }
+                    if status::init_phase(w.restart_policy(), &w.snapshot().init_containers, false) == "Failed" {
+                        // An init container failed and the policy is Never: the pod fails.
+                        return Transition::next(self, Terminating { grace: w.grace(), verdict: None });
+                    }
+                    let dirty = w.dirty.clone();
+                    let cancel = w.cancel.clone();
+                    tokio::select! {
+                        () = dirty.notified() => w.sync_status().await,
+                        r = w.updates.changed() => if r.is_err() {
+                            return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                        },
+                        () = tokio::time::sleep(RESYNC) => w.sync_status().await,
+                        () = cancel.cancelled() => {}
+                    }
+                }
+            }
+            w.update(|r| {
+                r.init_done = true;
+                for c in &mut r.containers {
+                    if matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == "PodInitializing") {
+                        c.state = ContainerState::Waiting { reason: "ContainerCreating".into(), message: None };
+                    }
+                }
+            });
+            w.sync_status().await;
             spawn::containers(w);
             Transition::next(self, Running)
         })
@@ -181,6 +255,10 @@ impl State<PodWorker> for Running {
                     return Transition::next(self, Terminating { grace: w.grace(), verdict: None });
                 }
                 if w.containers.is_empty() {
+                    // Every regular container is done: sidecars stop now (KEP-753).
+                    w.update(|r| r.terminating = true);
+                    let grace = w.grace();
+                    w.stop_all(grace, STOP_SLACK).await;
                     w.sync_status().await;
                     return Transition::next(self, Finished);
                 }
@@ -231,8 +309,7 @@ impl State<PodWorker> for Terminating {
                     .normal(&pod, Some(&c.name), reason::KILLING, format!("Stopping container {}", c.name))
                     .await;
             }
-            w.stop_containers(self.grace);
-            w.join_containers(self.grace + STOP_SLACK).await;
+            w.stop_all(self.grace, STOP_SLACK).await;
             if let Some(verdict) = self.verdict.clone() {
                 w.update(|r| r.verdict = Some(verdict));
             }
@@ -335,8 +412,7 @@ impl State<PodWorker> for ShuttingDown {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             let grace = w.grace().min(w.shared.config.shutdown_grace);
-            w.stop_containers(grace);
-            w.join_containers(grace + STOP_SLACK).await;
+            w.stop_all(grace, STOP_SLACK).await;
             w.save_checkpoint(true);
             Transition::done(self)
         })

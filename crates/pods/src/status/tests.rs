@@ -158,3 +158,32 @@ fn container_statuses_carry_state_and_last_state() {
     assert_eq!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(), Some("CrashLoopBackOff"));
     assert_eq!(cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 1);
 }
+
+#[test]
+fn init_containers_and_sidecars_shape_the_phase() {
+    let pending = PodRecord {
+        init_containers: vec![exited("init", 4)],
+        containers: vec![ContainerRecord::initializing("a", "img")],
+        ..Default::default()
+    };
+    assert_eq!(phase_of("Never", &pending), "Failed", "a failed init container with Never fails the pod");
+    assert_eq!(phase_of("OnFailure", &pending), "Pending", "otherwise it is retried");
+    let status = compute(&Pod::default(), &pending, &addrs(), t(0));
+    let init = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Initialized").unwrap();
+    assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
+    assert_eq!(init.message.as_deref(), Some("containers with incomplete status: [init]"));
+    assert_eq!(status.init_container_statuses.unwrap().len(), 1);
+
+    let mut side = running("side");
+    side.sidecar = true;
+    let mut done = PodRecord {
+        init_containers: vec![side],
+        init_done: true,
+        containers: vec![exited("a", 0)],
+        ..Default::default()
+    };
+    assert_eq!(phase_of("Never", &done), "Running", "a running sidecar keeps the pod from ending");
+    done.terminating = true;
+    done.init_containers[0].state = ContainerState::Terminated(end(143));
+    assert_eq!(phase_of("Never", &done), "Succeeded", "once stopped, the regular containers decide");
+}

@@ -22,7 +22,7 @@ pub(crate) enum PrepareError {
     #[error("{0}")]
     Compile(String),
     /// A resource limit does not parse.
-    #[error("invalid memory limit: {0}")]
+    #[error("invalid resource limit: {0}")]
     Limit(#[source] quantity::InvalidQuantity),
 }
 
@@ -80,21 +80,24 @@ pub(crate) async fn prepare(
         .compile_with(&image.digest, || async move { store.read(&digest).await })
         .await
         .map_err(|e| PrepareError::Compile(error_chain(&e)))?;
-    let memory = w
-        .spec
-        .resources
-        .as_ref()
-        .and_then(|r| r.limits.as_ref())
-        .and_then(|l| l.get("memory"))
-        .map(|q| quantity::units(&q.0))
-        .transpose()
-        .map_err(PrepareError::Limit)?;
+    let limit = |name: &str, parse: fn(&str) -> Result<i64, quantity::InvalidQuantity>| {
+        w.spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(name))
+            .map(|q| parse(&q.0))
+            .transpose()
+            .map_err(PrepareError::Limit)
+    };
+    let memory = limit("memory", quantity::units)?;
+    let cpu = limit("cpu", quantity::milli)?;
     Ok(Prepared {
         compiled,
         argv: spec::argv(&w.spec, &env),
         env,
         working_dir: w.spec.working_dir.clone(),
-        limits: Limits { memory_bytes: memory.map(|m| m.max(0) as u64) },
+        limits: Limits { memory_bytes: memory.map(|m| m.max(0) as u64), cpu_millis: cpu.map(|c| c.max(1) as u64) },
     })
 }
 

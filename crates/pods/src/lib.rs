@@ -52,8 +52,7 @@ pub use crate::worker::{ContainerWorker, PodWorker};
 pub struct Config {
     /// This node's name.
     pub node_name: String,
-    /// This node's IP (the host IP of every pod, and — until pods get their
-    /// own addresses — their pod IP).
+    /// This node's IP (the host IP of every pod).
     pub node_ip: IpAddr,
     /// Where pod directories (`pods/<uid>`: logs, checkpoint) live.
     pub root_dir: PathBuf,
@@ -85,10 +84,23 @@ impl std::fmt::Debug for Pods {
 
 impl Pods {
     /// Pod sync using `runtime` to run guests and `images` to get them.
-    pub fn new(client: kube::Client, config: Config, runtime: Arc<wasmlet_runtime::Runtime>, images: Images) -> Self {
+    pub fn new(
+        client: kube::Client,
+        config: Config,
+        runtime: Arc<wasmlet_runtime::Runtime>,
+        images: Images,
+        network: wasmlet_network::PodNetwork,
+    ) -> Self {
         let events = events::Events::new(client.clone(), &config.node_name);
-        let shared =
-            Arc::new(worker::Shared { client, config, runtime, images, events, admitted: Mutex::new(HashMap::new()) });
+        let shared = Arc::new(worker::Shared {
+            client,
+            config,
+            runtime,
+            images,
+            events,
+            network,
+            admitted: Mutex::new(HashMap::new()),
+        });
         Self { shared, handles: Arc::default() }
     }
 

@@ -20,12 +20,12 @@ pub(crate) struct PodsProvider {
 impl Provider for PodsProvider {
     fn pods(&self) -> Vec<Pod> {
         let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        let addrs = self.shared.addresses();
         handles
             .values()
             .filter_map(|h| match &*h.updates.borrow() {
                 PodUpdate::Present(pod) => {
                     let record = h.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let addrs = self.shared.addresses(&record);
                     let mut pod = Pod::clone(pod);
                     pod.status = Some(status::compute(&pod, &record, &addrs, Timestamp::now()));
                     Some(pod)

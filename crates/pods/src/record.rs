@@ -125,8 +125,11 @@ pub struct PodVerdict {
 pub struct PodRecord {
     /// When the agent first acknowledged the pod.
     pub start_time: Option<Timestamp>,
-    /// Per-pod environment ready (directories, volumes): PodReadyToStartContainers.
+    /// Per-pod environment ready (directories, volumes, address): PodReadyToStartContainers.
     pub sandbox_ready: bool,
+    /// The pod's own IP, once it has one (kept across agent restarts).
+    #[serde(default)]
+    pub pod_ip: Option<String>,
     /// Init containers (and native sidecars) in spec order.
     #[serde(default)]
     pub init_containers: Vec<ContainerRecord>,

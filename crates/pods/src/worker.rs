@@ -30,14 +30,17 @@ pub(crate) struct Shared {
     pub(crate) runtime: Arc<wasmlet_runtime::Runtime>,
     pub(crate) images: Images,
     pub(crate) events: Events,
+    pub(crate) network: wasmlet_network::PodNetwork,
     /// Requests of admitted, non-terminal pods, by UID.
     pub(crate) admitted: Mutex<HashMap<String, Requests>>,
 }
 
 impl Shared {
-    pub(crate) fn addresses(&self) -> Addresses {
-        let ip = self.config.node_ip.to_string();
-        Addresses { host_ip: ip.clone(), pod_ip: ip }
+    /// The addresses a pod reports: the node's, and the pod's own once it has one.
+    pub(crate) fn addresses(&self, record: &PodRecord) -> Addresses {
+        let host_ip = self.config.node_ip.to_string();
+        let pod_ip = record.pod_ip.clone().unwrap_or_else(|| host_ip.clone());
+        Addresses { host_ip, pod_ip }
     }
 }
 
@@ -125,7 +128,7 @@ impl PodWorker {
     /// logged and retried at the next sync.
     pub(crate) async fn sync_status(&mut self) {
         let record = self.snapshot();
-        let status = status::compute(&self.pod, &record, &self.shared.addresses(), Timestamp::now());
+        let status = status::compute(&self.pod, &record, &self.shared.addresses(&record), Timestamp::now());
         let Ok(mut value) = serde_json::to_value(&status) else {
             return;
         };

@@ -71,6 +71,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let allocatable = allocatable(&node);
     tracing::info!(?allocatable, "node registered");
 
+    let network =
+        wasmlet_network::PodNetwork::start(settings.pod_network.clone(), settings.node_ip, &tracker, late.clone())
+            .await;
+    tracker.spawn(pod_cidr(client.clone(), settings.node_name.clone(), network.clone(), late.clone()));
     let (health_tx, health_rx) = watch::channel(NodeHealth {
         ready: false,
         message: "wasmlet is starting: pod sync has not listed pods yet".into(),
@@ -93,6 +97,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         Arc::new(runtime),
         Images::new(store, clients),
+        network.clone(),
     );
 
     let (cert, key) =
@@ -108,10 +113,22 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let synced = Arc::new(Notify::new());
     let ready = synced.clone();
+    let net_status = network.status();
     tracker.spawn(async move {
         ready.notified().await;
-        let _ = health_tx.send(NodeHealth { ready: true, message: String::new(), images: Vec::new() });
-        tracing::info!("pods listed; node is ready");
+        // A broken pod network keeps the node NotReady, with the reason, as
+        // upstream does for a runtime whose network plugin is not ready.
+        let health = if net_status.ready {
+            NodeHealth { ready: true, message: String::new(), images: Vec::new() }
+        } else {
+            NodeHealth {
+                ready: false,
+                message: format!("pod network is not ready: {}", net_status.message),
+                images: Vec::new(),
+            }
+        };
+        let _ = health_tx.send(health);
+        tracing::info!(ready = net_status.ready, "pods listed; node status set");
         // Keep the sender alive until shutdown so the heartbeat keeps its input.
         health_tx.closed().await;
     });
@@ -134,6 +151,31 @@ fn node_config(s: &Settings) -> NodeConfig {
     c.root_dir = s.root_dir.clone();
     c.runtime_version = format!("wasmtime://{WASMTIME_VERSION}");
     c
+}
+
+/// Watches this node's `spec.podCIDR` (the controller manager sets it after
+/// registration) and hands it to the pod network.
+async fn pod_cidr(client: kube::Client, node: String, network: wasmlet_network::PodNetwork, cancel: CancellationToken) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: kube::Api<Node> = kube::Api::all(client);
+    let config = watcher::Config::default().fields(&format!("metadata.name={node}"));
+    let stream = watcher::watcher(api, config).default_backoff().applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Ok(n)) => {
+                    if let Some(cidr) = n.spec.and_then(|s| s.pod_cidr) {
+                        network.set_pod_cidr(&cidr);
+                    }
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "node watch failed; retrying"),
+                None => return,
+            },
+            () = cancel.cancelled() => return,
+        }
+    }
 }
 
 /// What pods may use, from the Node's reported allocatable.

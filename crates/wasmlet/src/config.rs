@@ -63,6 +63,13 @@ pub(crate) struct Args {
     /// Extra CA certificates (PEM) trusted for registries.
     #[arg(long, env = "WASMLET_REGISTRY_CA_FILE")]
     pub(crate) registry_ca_file: Option<PathBuf>,
+    /// How pods get IPs: `addresses` (own IP from the node's podCIDR on
+    /// --pod-interface; needs CAP_NET_ADMIN) or `host` (pods share the node IP).
+    #[arg(long, env = "WASMLET_POD_NETWORK")]
+    pub(crate) pod_network: Option<String>,
+    /// Interface that holds pod addresses (created as a veth pair if missing).
+    #[arg(long, env = "WASMLET_POD_INTERFACE")]
+    pub(crate) pod_interface: Option<String>,
 }
 
 /// The validated settings.
@@ -79,6 +86,7 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) insecure_registries: Vec<String>,
     pub(crate) registry_ca: Option<Vec<u8>>,
+    pub(crate) pod_network: wasmlet_network::Mode,
 }
 
 /// An invalid setting.
@@ -184,6 +192,17 @@ impl Args {
             }
             None => None,
         };
+        let interface = self.pod_interface.unwrap_or_else(|| wasmlet_network::DEFAULT_INTERFACE.to_owned());
+        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ']) {
+            return Err(invalid(format!(
+                "--pod-interface {interface:?} is not a valid interface name (1-15 characters)"
+            )));
+        }
+        let pod_network = match self.pod_network.as_deref().unwrap_or("addresses") {
+            "addresses" => wasmlet_network::Mode::Addresses { interface },
+            "host" => wasmlet_network::Mode::Host,
+            other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
+        };
         Ok(Settings {
             kubeconfig,
             node_name,
@@ -196,6 +215,7 @@ impl Args {
             tls,
             insecure_registries,
             registry_ca,
+            pod_network,
         })
     }
 }

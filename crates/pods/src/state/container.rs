@@ -176,7 +176,7 @@ impl State<ContainerWorker> for Starting {
     fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
         Box::pin(async move {
             let pod = w.pod.clone();
-            let addrs = w.shared.addresses();
+            let addrs = w.shared.addresses(&w.record.lock().unwrap_or_else(|p| p.into_inner()));
             let env = match spec::env(&pod, &w.spec, &addrs.pod_ip, &addrs.host_ip) {
                 Ok(env) => env,
                 Err(e) => {

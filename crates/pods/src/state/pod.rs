@@ -30,6 +30,9 @@ type Step<'a> = BoxFuture<'a, Transition<PodWorker>>;
 const STOP_SLACK: Duration = Duration::from_secs(5);
 /// How often a pod's status is recomputed even without news (retries failed patches).
 const RESYNC: Duration = Duration::from_secs(10);
+/// Retry delays for a pod address while the network is not ready.
+const NETWORK_RETRY_MIN: Duration = Duration::from_secs(1);
+const NETWORK_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Deciding whether the pod may run here (or already ran).
 pub struct Admitting;
@@ -60,7 +63,7 @@ pub struct ShuttingDown;
 edges!(
     Admitting => Rejected, Starting, Finished, Terminating, ShuttingDown;
     Rejected => Finished;
-    Starting => Initializing;
+    Starting => Initializing, Terminating, ShuttingDown;
     Initializing => Running, Terminating, ShuttingDown;
     Running => Terminating, Finished, ShuttingDown;
     Terminating => Finished;
@@ -158,7 +161,39 @@ impl State<PodWorker> for Starting {
             if let Err(e) = std::fs::create_dir_all(w.dir.join("logs")) {
                 tracing::warn!(error = %e, "creating the pod directory failed");
             }
-            w.update(|r| r.sandbox_ready = true);
+            // The pod's address: retried (the podCIDR may come late, the network
+            // may be broken) until it works or the pod goes away.
+            let mut delay = NETWORK_RETRY_MIN;
+            loop {
+                let preferred = w.snapshot().pod_ip.and_then(|ip| ip.parse().ok());
+                match w.shared.network.attach(&w.uid, preferred).await {
+                    Ok(ip) => {
+                        w.update(|r| {
+                            r.pod_ip = Some(ip.to_string());
+                            r.sandbox_ready = true;
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        let pod = w.pod.clone();
+                        let note = format!("network is not ready: {e}");
+                        w.shared.events.warning(&pod, None, reason::NETWORK_NOT_READY, note).await;
+                        w.sync_status().await;
+                        let cancel = w.cancel.clone();
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            r = w.updates.changed() => if r.is_err() {
+                                return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                            },
+                            () = cancel.cancelled() => return Transition::next(self, ShuttingDown),
+                        }
+                        if !w.refresh() || w.pod.metadata.deletion_timestamp.is_some() {
+                            return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                        }
+                        delay = (delay * 2).min(NETWORK_RETRY_MAX);
+                    }
+                }
+            }
             w.sync_status().await;
             Transition::next(self, Initializing)
         })
@@ -326,6 +361,9 @@ impl State<PodWorker> for Finished {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner()).remove(&w.uid);
+            // Nothing runs any more: the address goes back to the pool (the
+            // status keeps reporting it, as upstream does).
+            w.shared.network.detach(&w.uid).await;
             loop {
                 let alive = w.refresh();
                 w.sync_status().await;
@@ -394,6 +432,7 @@ impl State<PodWorker> for Cleanup {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner()).remove(&w.uid);
+            w.shared.network.detach(&w.uid).await;
             if let Err(e) = std::fs::remove_dir_all(&w.dir)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

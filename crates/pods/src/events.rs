@@ -25,6 +25,8 @@ pub(crate) mod reason {
     pub(crate) const BACK_OFF: &str = "BackOff";
     /// Something failed (pull, create, start).
     pub(crate) const FAILED: &str = "Failed";
+    /// A probe failed.
+    pub(crate) const UNHEALTHY: &str = "Unhealthy";
     /// The pod's network (address) is not ready.
     pub(crate) const NETWORK_NOT_READY: &str = "NetworkNotReady";
     /// activeDeadlineSeconds ran out.

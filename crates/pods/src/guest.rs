@@ -21,6 +21,9 @@ pub(crate) enum PrepareError {
     /// The image is not valid WebAssembly.
     #[error("{0}")]
     Compile(String),
+    /// A probe cannot be used.
+    #[error("{0}")]
+    Probe(#[from] crate::probe::Invalid),
     /// A resource limit does not parse.
     #[error("invalid resource limit: {0}")]
     Limit(#[source] quantity::InvalidQuantity),
@@ -29,6 +32,7 @@ pub(crate) enum PrepareError {
 /// A guest ready to start, possibly several times (restarts).
 pub(crate) struct Prepared {
     pub(crate) compiled: Compiled,
+    pub(crate) probes: Vec<crate::probe::Spec>,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     working_dir: Option<String>,
@@ -92,8 +96,10 @@ pub(crate) async fn prepare(
     };
     let memory = limit("memory", quantity::units)?;
     let cpu = limit("cpu", quantity::milli)?;
+    let probes = crate::probe::specs(&w.spec)?;
     Ok(Prepared {
         compiled,
+        probes,
         argv: spec::argv(&w.spec, &env),
         env,
         working_dir: w.spec.working_dir.clone(),

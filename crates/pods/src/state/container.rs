@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{State, Terminal, Transition, edges};
 use crate::events::reason;
 use crate::images::{ImageError, Pulled};
+use crate::prober::{self, Prober};
 use crate::record::{ContainerState, Terminated};
 use crate::worker::{ContainerWorker, Role};
 use crate::{guest, pull_secrets, spec};
@@ -229,34 +230,42 @@ impl State<ContainerWorker> for Running {
             w.shared.events.normal(&pod, Some(&name), reason::STARTED, format!("Started container {name}")).await;
             let started = Instant::now();
             let started_at = Timestamp::now();
+            let pod_ip = w.record.lock().unwrap_or_else(|p| p.into_inner()).pod_ip.clone();
+            let pod_ip = pod_ip.and_then(|ip| ip.parse().ok()).unwrap_or(w.shared.config.node_ip);
+            let mut prober = Prober::new(self.guest.probes.clone(), pod_ip, tokio::time::Instant::now());
+            let (probed_ready, probed_start) = (prober.has_readiness(), !prober.started());
             w.update(|c| {
                 c.state = ContainerState::Running { started_at };
-                c.ready = true;
-                c.started = true;
+                c.started = !probed_start;
+                c.ready = c.started && !probed_ready;
             });
             let guest_stop = CancellationToken::new();
             let runtime = w.shared.runtime.clone();
             let outcome = {
                 let run = runtime.run(&self.guest.compiled, self.guest.spec(&attempt), guest_stop.clone());
                 let mut run = std::pin::pin!(run);
-                tokio::select! {
-                    outcome = &mut run => outcome,
-                    req = w.stopped() => {
-                        // preStop hooks get the grace period; a wasm guest has no
-                        // signal handler, so then it is stopped at once.
-                        let hook = guest::pre_stop(&w.spec).map(|d| d.min(req.grace));
-                        match hook {
-                            Some(d) => tokio::select! {
-                                outcome = &mut run => outcome,
-                                () = tokio::time::sleep(d) => {
-                                    guest_stop.cancel();
-                                    run.await
-                                }
-                            },
-                            None => {
+                loop {
+                    tokio::select! {
+                        outcome = &mut run => break outcome,
+                        event = prober.next() => {
+                            if on_probe(w, &prober, event).await.is_some() {
+                                // A failed liveness or startup probe: stop the guest now.
                                 guest_stop.cancel();
-                                run.await
+                                break run.await;
                             }
+                        }
+                        req = w.stopped() => {
+                            // preStop hooks get the grace period; a wasm guest has no
+                            // signal handler, so then it is stopped at once.
+                            let hook = guest::pre_stop(&w.spec).map(|d| d.min(req.grace));
+                            if let Some(d) = hook {
+                                tokio::select! {
+                                    outcome = &mut run => break outcome,
+                                    () = tokio::time::sleep(d) => {}
+                                }
+                            }
+                            guest_stop.cancel();
+                            break run.await;
                         }
                     }
                 }
@@ -391,6 +400,38 @@ async fn pull_credentials(w: &ContainerWorker, image: &str) -> Vec<wasmlet_oci::
         w.shared.events.warning(&w.pod, None, "FailedToRetrieveImagePullSecret", note).await;
     }
     auths
+}
+
+/// Applies a probe event to the container; returns `Some` when the container
+/// must be killed (liveness or startup failure), after recording the events.
+async fn on_probe(w: &ContainerWorker, prober: &Prober, event: prober::Event) -> Option<()> {
+    let pod = w.pod.clone();
+    let name = w.name().to_owned();
+    match event {
+        prober::Event::Started => {
+            let ready = !prober.has_readiness();
+            w.update(|c| {
+                c.started = true;
+                c.ready = ready;
+            });
+            None
+        }
+        prober::Event::Ready(ready) => {
+            let started = prober.started();
+            w.update(|c| c.ready = ready && started);
+            None
+        }
+        prober::Event::Failed { kind, message } => {
+            let note = format!("{} probe failed: {message}", kind.title());
+            w.shared.events.warning(&pod, Some(&name), reason::UNHEALTHY, note).await;
+            None
+        }
+        prober::Event::Kill { kind, .. } => {
+            let note = format!("Container {name} failed {} probe, will be restarted", kind.title().to_lowercase());
+            w.shared.events.normal(&pod, Some(&name), reason::KILLING, note).await;
+            Some(())
+        }
+    }
 }
 
 fn hold(w: &mut ContainerWorker, image: &Pulled) {

@@ -43,7 +43,7 @@ mod heartbeat;
 pub mod host;
 mod lease;
 mod object;
-mod quantity;
+use wasmlet_quantity as quantity;
 pub mod register;
 pub mod resources;
 mod status;

@@ -10,7 +10,8 @@
 //! - [`router()`] is the same API without TLS or a socket, for tests
 //!   (`tower::ServiceExt::oneshot`) and for adding routes and layers.
 //!
-//! Routes: `/healthz`, `/pods`, `/containerLogs/{namespace}/{pod}/{container}`;
+//! Routes: `/healthz`, `/pods`, `/containerLogs/{namespace}/{pod}/{container}`,
+//! and with a [`Telemetry`] `/stats/summary`, `/metrics/resource`, `/metrics`;
 //! the [`router`](mod@router) module documents them, with the log query
 //! and its statuses. Authentication and authorization are not done yet: the API
 //! answers any client that completes the TLS handshake.
@@ -22,6 +23,8 @@ mod provider;
 mod query;
 pub mod router;
 mod server;
+pub mod stats;
+mod streaming;
 mod tls;
 
 pub use provider::{LogSource, LookupError, Provider};
@@ -29,4 +32,5 @@ pub use router::router;
 pub use server::{
     DEFAULT_CLIENT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_PORT, Error, Result, Server, ServerConfig, serve,
 };
+pub use stats::Telemetry;
 pub use tls::{Error as TlsError, Tls};

@@ -27,6 +27,15 @@ pub trait Provider: Send + Sync + 'static {
         container: &str,
         previous: bool,
     ) -> Result<LogSource, LookupError>;
+
+    /// The streaming endpoints (`/exec`, `/attach`, `/portForward`), if
+    /// this node serves them; without, those paths answer 404. Return
+    /// clones of one [`Streaming`](wasmlet_streaming::Streaming): they
+    /// share its session limit, and the server waits for its sessions
+    /// when it shuts down.
+    fn streaming(&self) -> Option<wasmlet_streaming::Streaming> {
+        None
+    }
 }
 
 /// A container attempt's log.

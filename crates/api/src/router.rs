@@ -6,6 +6,8 @@
 //! | `GET /healthz`, `GET /healthz/ping` | `ok` |
 //! | `GET /pods` | the provider's pods as a `v1` `PodList` |
 //! | `GET /containerLogs/{namespace}/{pod}/{container}` | the log, chunked `text/plain` |
+//! | `GET`/`POST /stats/summary`, `GET /metrics/resource`, `GET /metrics` | see [`stats`](crate::stats); 404 without [`Config::telemetry`] |
+//! | `GET`/`POST /portForward/…`, `/exec/…`, `/attach/…` | SPDY/3.1 streaming (`wasmlet_streaming`); 404 without [`Provider::streaming`](crate::Provider::streaming) |
 //! | anything else | 404 |
 //!
 //! # Container logs
@@ -44,9 +46,9 @@
 //! `http.path` (no query), `client.addr`, and once answered `http.status`
 //! and `latency_ms` (time to the response head; a streamed body may go on).
 //!
-//! Later routes (`/stats/summary`, `/metrics`, `/exec`, `/portForward`) go
-//! in [`with_config`]; authentication and authorization wrap the router as
-//! layers.
+//! New routes go in [`with_config`] (the stats routes come from
+//! [`stats::routes`](crate::stats), merged there); authentication and
+//! authorization wrap the router as layers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,11 +78,17 @@ pub struct Config {
     pub max_log_streams: usize,
     /// Cancelled when the server shuts down: follows end.
     pub shutdown: CancellationToken,
+    /// Sources of the stats and metrics routes (none by default).
+    pub telemetry: crate::stats::Telemetry,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_log_streams: DEFAULT_MAX_LOG_STREAMS, shutdown: CancellationToken::new() }
+        Config {
+            max_log_streams: DEFAULT_MAX_LOG_STREAMS,
+            shutdown: CancellationToken::new(),
+            telemetry: crate::stats::Telemetry::default(),
+        }
     }
 }
 
@@ -105,6 +113,8 @@ pub fn with_config(provider: Arc<dyn Provider>, config: Config) -> Router {
         .route("/healthz/ping", get(healthz))
         .route("/pods", get(pods))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .merge(crate::streaming::routes(state.provider.streaming(), state.shutdown.clone()))
+        .merge(crate::stats::routes(config.telemetry))
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn(trace))

@@ -108,6 +108,7 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     tls: Tls,
+    telemetry: crate::stats::Telemetry,
 }
 
 impl std::fmt::Debug for Server {
@@ -128,7 +129,15 @@ impl Server {
         let listener = TcpListener::bind(config.addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
-        Ok(Server { config, provider, listener, addr, tls })
+        Ok(Server { config, provider, listener, addr, tls, telemetry: crate::stats::Telemetry::default() })
+    }
+
+    /// Serves the stats and metrics routes from `telemetry` (without it
+    /// they answer 404).
+    #[must_use]
+    pub fn telemetry(mut self, telemetry: crate::stats::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// The bound address (with the actual port if `0` was asked).
@@ -149,9 +158,14 @@ impl Server {
     pub async fn run(self, cancel: CancellationToken) -> Result<()> {
         let addr = self.addr;
         let serve_error = |source| Error::Serve { addr, source };
+        let streaming = self.provider.streaming();
         let app = router::with_config(
             self.provider,
-            router::Config { max_log_streams: self.config.max_log_streams, shutdown: cancel.clone() },
+            router::Config {
+                max_log_streams: self.config.max_log_streams,
+                shutdown: cancel.clone(),
+                telemetry: self.telemetry,
+            },
         );
         let acceptor = RustlsAcceptor::new(self.tls.rustls()).handshake_timeout(self.config.client_timeout);
         let handle: Handle<SocketAddr> = Handle::new();
@@ -171,6 +185,9 @@ impl Server {
         info!(%addr, drain = ?self.config.drain_timeout, "shutting down the kubelet API");
         handle.graceful_shutdown(Some(self.config.drain_timeout));
         serving.await.map_err(serve_error)?;
+        if let Some(streaming) = streaming {
+            streaming.wait(self.config.drain_timeout).await;
+        }
         info!(%addr, "the kubelet API has stopped");
         Ok(())
     }

@@ -36,6 +36,13 @@ pub const DEFAULT_MAX_RESOURCES: usize = 100_000;
 /// Default [`Config::stdio_buffer_bytes`].
 pub const DEFAULT_STDIO_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Default [`Config::cpu_period`]: the CFS period the kubelet uses (100 ms).
+pub const DEFAULT_CPU_PERIOD: Duration = Duration::from_millis(100);
+
+/// Default [`Config::cpu_burst`]: none beyond one period's quota (the
+/// cgroup v2 `cpu.max.burst` default).
+pub const DEFAULT_CPU_BURST: Duration = Duration::ZERO;
+
 /// Configuration of a [`Runtime`](crate::Runtime).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -63,6 +70,13 @@ pub struct Config {
     /// Bytes of guest stdout/stderr buffered in front of the writer; a full
     /// buffer makes the guest's write wait (backpressure, never loss).
     pub stdio_buffer_bytes: usize,
+    /// The CPU limit's period: a guest with a limit of `m` millicores may
+    /// save up at most `m / 1000 × cpu_period` of CPU time (its quota) while
+    /// idle, and starts with that much. See [`throttle`](crate::throttle).
+    pub cpu_period: Duration,
+    /// CPU time a limited guest may save up beyond one period's quota (like
+    /// cgroup v2 `cpu.max.burst`).
+    pub cpu_burst: Duration,
 }
 
 impl Default for Config {
@@ -78,6 +92,8 @@ impl Default for Config {
             max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
             max_resources: DEFAULT_MAX_RESOURCES,
             stdio_buffer_bytes: DEFAULT_STDIO_BUFFER_BYTES,
+            cpu_period: DEFAULT_CPU_PERIOD,
+            cpu_burst: DEFAULT_CPU_BURST,
         }
     }
 }
@@ -93,6 +109,9 @@ impl Config {
         }
         if self.stdio_buffer_bytes == 0 {
             return Err("stdio_buffer_bytes must be greater than zero");
+        }
+        if self.cpu_period.is_zero() {
+            return Err("cpu_period must be greater than zero");
         }
         Ok(())
     }
@@ -113,5 +132,11 @@ mod tests {
     fn zero_tick_is_rejected() {
         let config = Config { epoch_tick: Duration::ZERO, ..Config::default() };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn zero_cpu_period_is_rejected() {
+        let config = Config { cpu_period: Duration::ZERO, ..Config::default() };
+        assert_eq!(config.validate(), Err("cpu_period must be greater than zero"));
     }
 }

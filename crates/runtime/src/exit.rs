@@ -69,9 +69,10 @@ pub struct Exit {
     pub message: String,
     /// Wall-clock time from the start of instantiation to the end.
     pub wall: Duration,
-    /// Time spent executing the guest: the sum of the durations of the polls
-    /// of its future (wasm code and synchronous host calls; time spent
-    /// waiting on I/O or timers is not counted).
+    /// CPU time spent executing the guest in this run: the thread CPU time
+    /// of the polls of its future (wasm code and synchronous host calls; time
+    /// spent waiting on I/O, timers or a CPU limit is not counted). See
+    /// [`GuestStats`](crate::GuestStats) for the live figure.
     pub cpu: Duration,
 }
 

@@ -14,7 +14,8 @@
 //!
 //! Module map: [`config`] (knobs and defaults), [`cache`] (single-flight
 //! compile cache), [`wasi`] (how a spec maps onto WASI, working directory
-//! included), [`exit`] (exit codes).
+//! included), [`exit`] (exit codes), [`stats`] (live CPU and memory of a
+//! guest: [`GuestStats`]), [`throttle`] (CPU limits).
 //!
 //! [`Engine`]: wasmtime::Engine
 
@@ -25,9 +26,12 @@ pub mod config;
 mod epoch;
 pub mod exit;
 mod limiter;
+mod meter;
 mod run;
 mod runtime;
 mod spec;
+pub mod stats;
+pub mod throttle;
 mod timed;
 pub mod wasi;
 
@@ -39,3 +43,4 @@ pub use exit::{Exit, ExitReason};
 pub use run::StartError;
 pub use runtime::{Error, Runtime};
 pub use spec::{GuestSpec, Limits, Mount, Output};
+pub use stats::GuestStats;

@@ -9,8 +9,17 @@
 //! records it and fails the grow with an error, which wasmtime raises as a
 //! trap. The runner then sees [`Limiter::exceeded`] and reports the exit as
 //! out-of-memory instead of as a trap.
+//!
+//! Every granted or given-back grow (memories and tables) also updates the
+//! guest's [`GuestStats::memory_bytes`], so the live figure is exact.
 
 use wasmtime::ResourceLimiter;
+
+use crate::stats::GuestStats;
+
+/// Bytes charged per table element in the live memory figure: a table holds
+/// one pointer per element.
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 
 /// The error that fails a `memory.grow` past the cap (it becomes a trap).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +41,12 @@ pub(crate) struct Limiter {
     last_grant: u64,
     /// Set once a grow was refused for exceeding `memory_limit`.
     exceeded: bool,
+    /// Elements of all tables granted so far.
+    table_used: u64,
+    /// Elements granted by the last `table_growing`.
+    last_table_grant: u64,
+    /// Where the live memory figure goes.
+    stats: GuestStats,
     table_elements: usize,
     instances: usize,
     tables: usize,
@@ -48,12 +63,15 @@ pub(crate) struct Counts {
 }
 
 impl Limiter {
-    pub(crate) fn new(memory_limit: u64, counts: Counts) -> Self {
+    pub(crate) fn new(memory_limit: u64, counts: Counts, stats: GuestStats) -> Self {
         Self {
             memory_limit,
             memory_used: 0,
             last_grant: 0,
             exceeded: false,
+            table_used: 0,
+            last_table_grant: 0,
+            stats,
             table_elements: counts.table_elements,
             instances: counts.instances,
             tables: counts.tables,
@@ -69,6 +87,12 @@ impl Limiter {
     /// The memory cap in bytes.
     pub(crate) fn memory_limit(&self) -> u64 {
         self.memory_limit
+    }
+
+    /// Publishes the current bytes of memories and tables.
+    fn publish(&self) {
+        let tables = self.table_used.saturating_mul(TABLE_ELEMENT_BYTES);
+        self.stats.set_memory(self.memory_used.saturating_add(tables));
     }
 }
 
@@ -95,18 +119,34 @@ impl ResourceLimiter for Limiter {
         }
         self.memory_used = total;
         self.last_grant = grant;
+        self.publish();
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
         self.memory_used = self.memory_used.saturating_sub(self.last_grant);
         self.last_grant = 0;
+        self.publish();
         tracing::debug!(error = %error, "guest memory grow failed");
         Ok(())
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= self.table_elements && maximum.is_none_or(|max| desired <= max))
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.table_elements || maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        self.last_table_grant = bytes(desired).saturating_sub(bytes(current));
+        self.table_used = self.table_used.saturating_add(self.last_table_grant);
+        self.publish();
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.table_used = self.table_used.saturating_sub(self.last_table_grant);
+        self.last_table_grant = 0;
+        self.publish();
+        tracing::debug!(error = %error, "guest table grow failed");
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -130,7 +170,7 @@ mod tests {
 
     fn limiter(limit: u64) -> Limiter {
         let counts = Counts { table_elements: 10, instances: 1, tables: 1, memories: 2 };
-        Limiter::new(limit, counts)
+        Limiter::new(limit, counts, GuestStats::new())
     }
 
     #[test]
@@ -158,6 +198,20 @@ mod tests {
         l.memory_grow_failed(wasmtime::format_err!("mmap failed")).unwrap();
         assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
         assert!(!l.exceeded());
+    }
+
+    #[test]
+    fn memory_and_tables_are_published() {
+        let stats = GuestStats::new();
+        let counts = Counts { table_elements: 10, instances: 1, tables: 1, memories: 2 };
+        let mut l = Limiter::new(u64::MAX, counts, stats.clone());
+        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
+        assert!(l.table_growing(0, 4, None).unwrap());
+        assert_eq!(stats.memory_bytes(), 2 * PAGE as u64 + 4 * TABLE_ELEMENT_BYTES);
+        assert!(l.memory_growing(2 * PAGE, 3 * PAGE, None).unwrap());
+        l.memory_grow_failed(wasmtime::format_err!("mmap failed")).unwrap();
+        l.table_grow_failed(wasmtime::format_err!("no")).unwrap();
+        assert_eq!(stats.memory_bytes(), 2 * PAGE as u64);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::pin::Pin;
 
 use tokio::io::AsyncWrite;
 
+use crate::stats::GuestStats;
+
 /// Everything a guest runs with, apart from its code.
 #[derive(Debug)]
 pub struct GuestSpec {
@@ -29,6 +31,9 @@ pub struct GuestSpec {
     pub stderr: Output,
     /// Resource limits of this guest.
     pub limits: Limits,
+    /// Where the runtime publishes the guest's live CPU time, memory and
+    /// start time; keep a clone to read them. `None`: not published.
+    pub stats: Option<GuestStats>,
 }
 
 impl GuestSpec {
@@ -43,6 +48,7 @@ impl GuestSpec {
             stdout: Output::discard(),
             stderr: Output::discard(),
             limits: Limits::default(),
+            stats: None,
         }
     }
 }
@@ -65,6 +71,10 @@ pub struct Limits {
     /// Memory cap in bytes over all the guest's linear memories; `None` means
     /// the runtime's [`Config::max_memory_bytes`](crate::Config::max_memory_bytes).
     pub memory_bytes: Option<u64>,
+    /// CPU limit in millicores (`resources.limits.cpu`): the guest gets at
+    /// most `cpu_millis / 1000` CPU-seconds per second over time (see
+    /// [`throttle`](crate::throttle)); `None` (or 0) means no limit.
+    pub cpu_millis: Option<u64>,
 }
 
 /// The destination of a guest output stream (stdout or stderr).

@@ -1,30 +1,33 @@
-//! [`Timed`]: a future wrapper that adds up how long its polls take.
+//! [`Timed`]: a future wrapper that meters the CPU time of its polls.
 //!
 //! A guest runs inside its future's `poll` (wasm code and synchronous host
-//! calls); it waits on I/O and timers *between* polls. The sum of the poll
-//! durations is therefore the guest's CPU time, give or take the scheduler's
-//! own overhead, and it is measured on the caller's task without threads or
-//! OS accounting. This is the hook per-container CPU accounting builds on.
+//! calls); it waits on I/O and timers *between* polls. The CPU time of the
+//! polls is therefore the guest's CPU time, measured on the caller's task
+//! without threads of its own: see [`meter`](crate::meter) for the clock and
+//! why it is the thread CPU clock.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Wraps `F` and counts the time spent inside its `poll`.
+use crate::meter::Meter;
+
+/// Wraps `F` and adds the CPU time spent inside its `poll` to a [`Meter`].
 #[derive(Debug)]
 pub(crate) struct Timed<F> {
     inner: F,
-    busy: Duration,
+    meter: Arc<Meter>,
 }
 
 impl<F> Timed<F> {
-    pub(crate) fn new(inner: F) -> Self {
-        Self { inner, busy: Duration::ZERO }
+    pub(crate) fn new(inner: F, meter: Arc<Meter>) -> Self {
+        Self { inner, meter }
     }
 
-    /// Total time spent in `poll` so far.
+    /// CPU time spent in `poll` so far.
     pub(crate) fn busy(&self) -> Duration {
-        self.busy
+        Duration::from_nanos(self.meter.run_nanos())
     }
 }
 
@@ -32,11 +35,9 @@ impl<F: Future + Unpin> Future for Timed<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // Real time on purpose (not tokio's, which tests may pause): this
-        // measures work done, not scheduled time.
-        let started = Instant::now();
+        self.meter.poll_started();
         let poll = Pin::new(&mut self.inner).poll(cx);
-        self.busy += started.elapsed();
+        self.meter.checkpoint();
         poll
     }
 }
@@ -44,6 +45,8 @@ impl<F: Future + Unpin> Future for Timed<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meter::thread_cpu_nanos;
+    use crate::stats::GuestStats;
 
     /// Busy polls count, time spent pending does not.
     #[tokio::test]
@@ -54,8 +57,9 @@ mod tests {
             if polls == 3 {
                 return Poll::Ready(());
             }
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_millis(20) {
+            // 20 ms of this thread's CPU time, however loaded the machine.
+            let started = thread_cpu_nanos().unwrap();
+            while thread_cpu_nanos().unwrap() - started < 20_000_000 {
                 std::hint::spin_loop();
             }
             cx.waker().wake_by_ref();
@@ -65,9 +69,11 @@ mod tests {
             spin_then_wait.await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         });
-        let mut timed = Timed::new(waiting);
+        let stats = GuestStats::new();
+        let mut timed = Timed::new(waiting, Meter::new(stats.clone()));
         (&mut timed).await;
         assert!(timed.busy() >= Duration::from_millis(40), "{:?}", timed.busy());
         assert!(timed.busy() < Duration::from_millis(200), "{:?}", timed.busy());
+        assert_eq!(stats.cpu(), timed.busy());
     }
 }

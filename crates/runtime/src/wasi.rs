@@ -36,7 +36,7 @@ const CWD_PREOPEN: &str = ".";
 
 /// A WASI builder for `spec`, with stdio buffered by `stdio_buffer` bytes.
 pub(crate) fn builder(spec: GuestSpec, stdio_buffer: usize) -> Result<WasiCtxBuilder, StartError> {
-    let GuestSpec { argv, env, mounts, working_dir, stdout, stderr, limits: _ } = spec;
+    let GuestSpec { argv, env, mounts, working_dir, stdout, stderr, limits: _, stats: _ } = spec;
     let mut wasi = WasiCtxBuilder::new();
     wasi.args(&argv).envs(&env);
     wasi.stdout(AsyncStdoutStream::new(stdio_buffer, stdout.into_inner()));

@@ -188,7 +188,7 @@ async fn follow_ends_at_shutdown_and_streams_are_limited() {
     let (current, _, _finished) = fake.add("default", "web", "app", false);
     let _file = write_log(&current, "running\n").await;
     let shutdown = CancellationToken::new();
-    let config = router::Config { max_log_streams: 1, shutdown: shutdown.clone() };
+    let config = router::Config { max_log_streams: 1, shutdown: shutdown.clone(), ..Default::default() };
     let app = router::with_config(Arc::new(fake), config);
     let mut body = open_follow(&app, &format!("{LOGS}?follow=true")).await;
     assert_eq!(next_chunk(&mut body).await.as_deref(), Some("running\n"));

@@ -3,5 +3,7 @@
 
 mod logs;
 mod routes;
+mod stats;
+mod streaming;
 mod support;
 mod tls;

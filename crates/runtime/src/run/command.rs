@@ -11,6 +11,7 @@ use super::store::{ComponentState, new_store};
 use crate::compiled::Kind;
 use crate::exit::{Exit, RUN_ERR_EXIT_CODE};
 use crate::limiter::Limiter;
+use crate::throttle::Governor;
 
 /// Instantiates `pre` and calls `wasi:cli/run#run`: `ok` is exit code 0 and
 /// `err` is 1 (preview 2 has no other codes), unless the guest calls
@@ -20,12 +21,13 @@ pub(super) async fn run(
     pre: &CommandPre<ComponentState>,
     mut wasi: WasiCtxBuilder,
     limiter: Limiter,
+    governor: Governor,
     max_resources: usize,
 ) -> Outcome {
     let mut table = ResourceTable::new();
     table.set_max_capacity(max_resources);
     let state = ComponentState { ctx: wasi.build(), table, limiter };
-    let mut store = new_store(engine, state);
+    let mut store = new_store(engine, state, governor);
     let command = match pre.instantiate_async(&mut store).await {
         Ok(command) => command,
         Err(error) => return instantiate_failed(&store.data().limiter, Kind::Component, error),

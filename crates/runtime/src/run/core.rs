@@ -9,6 +9,7 @@ use super::store::{CoreState, new_store};
 use crate::compiled::Kind;
 use crate::exit::Exit;
 use crate::limiter::Limiter;
+use crate::throttle::Governor;
 
 /// The entry point of a WASI command module.
 const START: &str = "_start";
@@ -19,9 +20,10 @@ pub(super) async fn run(
     pre: &InstancePre<CoreState>,
     mut wasi: WasiCtxBuilder,
     limiter: Limiter,
+    governor: Governor,
 ) -> Outcome {
     let state = CoreState { wasi: wasi.build_p1(), limiter };
-    let mut store = new_store(engine, state);
+    let mut store = new_store(engine, state, governor);
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(instance) => instance,
         Err(error) => return instantiate_failed(&store.data().limiter, Kind::Module, error),

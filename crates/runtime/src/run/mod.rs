@@ -21,8 +21,10 @@ use wasmtime::Engine;
 use crate::compiled::{Code, Compiled};
 use crate::exit::Exit;
 use crate::limiter::{Counts, Limiter};
+use crate::meter::Meter;
 use crate::runtime::Runtime;
 use crate::spec::GuestSpec;
+use crate::throttle::{Bucket, Governor};
 use crate::timed::Timed;
 
 pub use self::error::StartError;
@@ -54,6 +56,9 @@ impl Runtime {
     ///   [`wasi`](crate::wasi).
     /// - Memory is capped at `spec.limits.memory_bytes`, else
     ///   [`Config::max_memory_bytes`](crate::Config::max_memory_bytes).
+    /// - CPU is limited to `spec.limits.cpu_millis` (see
+    ///   [`throttle`](crate::throttle)); the guest's CPU time, memory and
+    ///   start are published live in `spec.stats` (see [`GuestStats`](crate::GuestStats)).
     ///
     /// # Panics
     ///
@@ -78,7 +83,7 @@ impl Runtime {
     async fn run_inner(
         &self,
         compiled: &Compiled,
-        spec: GuestSpec,
+        mut spec: GuestSpec,
         stop: CancellationToken,
     ) -> Result<Exit, StartError> {
         let inner = &self.inner;
@@ -87,6 +92,7 @@ impl Runtime {
         }
         let linked = self.link(compiled)?;
         let config = &inner.config;
+        let stats = spec.stats.take().unwrap_or_default();
         let memory_limit = spec.limits.memory_bytes.unwrap_or(config.max_memory_bytes);
         let limiter = Limiter::new(
             memory_limit,
@@ -96,16 +102,24 @@ impl Runtime {
                 tables: config.max_tables,
                 memories: config.max_memories,
             },
+            stats.clone(),
         );
+        let cpu_millis = spec.limits.cpu_millis;
         let wasi = crate::wasi::builder(spec, config.stdio_buffer_bytes)?;
+        stats.start(std::time::SystemTime::now());
+        let meter = Meter::new(stats.clone());
+        let bucket = cpu_millis.and_then(|millis| {
+            Bucket::new(millis, config.cpu_period, config.cpu_burst, tokio::time::Instant::now(), 0)
+        });
+        let governor = Governor::new(meter.clone(), bucket);
         let engine = &inner.engine;
         let guest: GuestFuture<'_> = match linked {
-            Linked::Core(pre) => Box::pin(core::run(engine, pre, wasi, limiter)),
-            Linked::Command(pre) => Box::pin(command::run(engine, pre, wasi, limiter, config.max_resources)),
+            Linked::Core(pre) => Box::pin(core::run(engine, pre, wasi, limiter, governor)),
+            Linked::Command(pre) => Box::pin(command::run(engine, pre, wasi, limiter, governor, config.max_resources)),
         };
-        // Real time, like `cpu` (tokio's clock may be paused in tests).
+        // Real time (tokio's clock may be paused in tests).
         let started = std::time::Instant::now();
-        let mut guest = Timed::new(guest);
+        let mut guest = Timed::new(guest, meter);
         let outcome = tokio::select! {
             biased;
             () = stop.cancelled() => Outcome::Ended(Exit::stopped()),
@@ -114,6 +128,7 @@ impl Runtime {
         let cpu = guest.busy();
         // Stop the guest now (if it still runs) and free its store.
         drop(guest);
+        stats.stop();
         let mut exit = match outcome {
             Outcome::NotStarted(error) => {
                 tracing::debug!(error = %error, "guest did not start");

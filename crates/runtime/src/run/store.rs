@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::error::{StartError, flatten};
 use crate::compiled::Kind;
 use crate::limiter::Limiter;
+use crate::throttle::Governor;
 
 /// The exported interface that makes a component a command.
 const CLI_RUN: &str = "wasi:cli/run";
@@ -51,14 +52,15 @@ impl HasLimiter for ComponentState {
 }
 
 /// A store for one guest: its limiter installed, and an epoch deadline that
-/// yields to the tokio scheduler at every tick and then continues.
-pub(crate) fn new_store<T: HasLimiter>(engine: &Engine, state: T) -> Store<T> {
+/// at every tick accounts the guest's CPU time and yields to the tokio
+/// scheduler: with `yield_now` (rather than a bare self-wake, so tokio runs
+/// its timers, I/O driver and other tasks before the guest continues), or,
+/// for a guest over its CPU limit, with a sleep (see [`crate::throttle`]).
+pub(crate) fn new_store<T: HasLimiter>(engine: &Engine, state: T, mut governor: Governor) -> Store<T> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| state.limiter());
     store.set_epoch_deadline(1);
-    // `yield_now` (rather than a bare self-wake) lets tokio run its timers,
-    // I/O driver and other tasks before the guest continues.
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))));
+    store.epoch_deadline_callback(move |_| -> wasmtime::Result<UpdateDeadline> { Ok(governor.on_tick()) });
     store
 }
 

@@ -59,7 +59,7 @@ async fn memory_limit_kills_with_137() {
     let runtime = runtime();
     let compiled = compile(&runtime, "memhog.wasm").await;
     let (mut spec, stdout, _) = spec(&["memhog"], &[]);
-    spec.limits = Limits { memory_bytes: Some(16 << 20) };
+    spec.limits = Limits { memory_bytes: Some(16 << 20), ..Limits::default() };
     let exit = run(&runtime, &compiled, spec).await.unwrap();
     assert_eq!((exit.code, exit.reason), (137, ExitReason::OutOfMemory), "{exit:?}");
     assert_eq!(exit.message, "memory limit of 16777216 bytes exceeded");

@@ -8,6 +8,7 @@
 mod compile;
 mod component;
 mod core;
+mod cpu;
 mod fs;
 mod stop;
 

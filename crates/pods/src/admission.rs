@@ -18,6 +18,20 @@ pub struct Allocatable {
     pub pods: i64,
 }
 
+impl Allocatable {
+    /// As Kubernetes quantities (for the downward API's `limits.*` defaults).
+    pub fn quantities(
+        &self,
+    ) -> std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        std::collections::BTreeMap::from([
+            ("cpu".to_owned(), wasmlet_quantity::cpu(u(self.cpu_milli))),
+            ("memory".to_owned(), wasmlet_quantity::bytes(u(self.memory_bytes))),
+            ("pods".to_owned(), wasmlet_quantity::count(u(self.pods))),
+        ])
+    }
+}
+
 /// How pods opt in to wasm. DaemonSet pods that tolerate every taint land on
 /// every node; unless they opt in, they are rejected rather than run.
 #[derive(Debug, Clone)]

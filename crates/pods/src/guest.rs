@@ -36,6 +36,7 @@ pub(crate) struct Prepared {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     working_dir: Option<String>,
+    mounts: Vec<wasmlet_runtime::Mount>,
     limits: Limits,
 }
 
@@ -61,6 +62,7 @@ impl Prepared {
         let mut spec = GuestSpec::new(self.argv.clone());
         spec.env = self.env.clone();
         spec.working_dir = self.working_dir.clone();
+        spec.mounts = self.mounts.clone();
         spec.limits = self.limits;
         if let Some(log) = &attempt.log {
             spec.stdout = Output::new(log.writer(Stream::Stdout));
@@ -75,6 +77,7 @@ pub(crate) async fn prepare(
     w: &ContainerWorker,
     image: &Pulled,
     env: Vec<(String, String)>,
+    mounts: Vec<wasmlet_runtime::Mount>,
 ) -> Result<Prepared, PrepareError> {
     let store = w.shared.images.store().clone();
     let digest = image.digest.clone();
@@ -103,6 +106,7 @@ pub(crate) async fn prepare(
         argv: spec::argv(&w.spec, &env),
         env,
         working_dir: w.spec.working_dir.clone(),
+        mounts,
         limits: Limits { memory_bytes: memory.map(|m| m.max(0) as u64), cpu_millis: cpu.map(|c| c.max(1) as u64) },
     })
 }

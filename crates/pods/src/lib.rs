@@ -27,7 +27,7 @@ mod probe_grpc;
 mod prober;
 mod provider;
 mod pull_secrets;
-pub mod quantity;
+pub use wasmlet_quantity as quantity;
 pub mod record;
 mod recovery;
 mod spawn;
@@ -93,6 +93,7 @@ impl Pods {
         runtime: Arc<wasmlet_runtime::Runtime>,
         images: Images,
         network: wasmlet_network::PodNetwork,
+        volumes: wasmlet_volumes::Volumes,
     ) -> Self {
         let events = events::Events::new(client.clone(), &config.node_name);
         let shared = Arc::new(worker::Shared {
@@ -102,6 +103,7 @@ impl Pods {
             images,
             events,
             network,
+            volumes,
             admitted: Mutex::new(HashMap::new()),
         });
         Self { shared, handles: Arc::default() }

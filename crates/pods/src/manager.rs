@@ -144,6 +144,9 @@ impl Manager {
             stops: HashMap::new(),
             init_stops: HashMap::new(),
             reported: None,
+            volumes: None,
+            sources: None,
+            background: JoinSet::new(),
         };
         let span = tracing::info_span!(
             "pod",
@@ -182,6 +185,10 @@ impl Manager {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !listed.contains(&name) {
                 tracing::info!(pod.uid = %name, "removing state of a pod that is gone");
+                if let Err(e) = wasmlet_volumes::Volumes::cleanup(&entry.path()) {
+                    tracing::warn!(error = %e, "removing the volumes of a pod that is gone failed; keeping its directory");
+                    continue;
+                }
                 if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                     tracing::warn!(error = %e, "removing orphaned pod directory failed");
                 }

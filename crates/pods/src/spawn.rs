@@ -26,6 +26,7 @@ pub(crate) fn container(w: &mut PodWorker, spec: Container, role: Role) {
         shared: w.shared.clone(),
         pod: w.pod.clone(),
         logs_dir: w.dir.join("logs").join(&spec.name),
+        volumes: w.volumes.clone(),
         spec,
         role,
         record: w.record.clone(),

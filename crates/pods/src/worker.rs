@@ -31,6 +31,7 @@ pub(crate) struct Shared {
     pub(crate) images: Images,
     pub(crate) events: Events,
     pub(crate) network: wasmlet_network::PodNetwork,
+    pub(crate) volumes: wasmlet_volumes::Volumes,
     /// Requests of admitted, non-terminal pods, by UID.
     pub(crate) admitted: Mutex<HashMap<String, Requests>>,
 }
@@ -82,6 +83,12 @@ pub struct PodWorker {
     pub(crate) init_stops: HashMap<String, watch::Sender<Option<StopRequest>>>,
     /// The status JSON last written, to skip unchanged patches.
     pub(crate) reported: Option<serde_json::Value>,
+    /// The pod's volumes, once set up.
+    pub(crate) volumes: Option<wasmlet_volumes::PodVolumes>,
+    /// Keeps the ConfigMaps and Secrets the pod references watched.
+    pub(crate) sources: Option<wasmlet_volumes::PodSources>,
+    /// Volume refresh (and other per-pod background work), stopped with the pod.
+    pub(crate) background: JoinSet<()>,
 }
 
 impl PodWorker {
@@ -240,6 +247,8 @@ pub struct ContainerWorker {
     pub(crate) crash_backoff: Backoff,
     pub(crate) pull_backoff: Backoff,
     pub(crate) logs_dir: PathBuf,
+    /// The pod's volumes (for this container's mounts).
+    pub(crate) volumes: Option<wasmlet_volumes::PodVolumes>,
     /// The image pinned in the store while this container may run.
     pub(crate) held: Option<Pulled>,
 }

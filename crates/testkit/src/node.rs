@@ -28,6 +28,7 @@ pub struct WasmletNode {
     bin: PathBuf,
     log: PathBuf,
     kubeconfig: PathBuf,
+    extra: Vec<String>,
     admin_kubeconfig: PathBuf,
     registry: String,
     ca: PathBuf,
@@ -40,6 +41,11 @@ impl WasmletNode {
     /// Starts `bin` (the wasmlet binary) as a new node named `<prefix>-<random>`
     /// with credentials from the test bed, and waits until it is Ready.
     pub async fn start(bin: impl AsRef<Path>, prefix: &str) -> Self {
+        Self::start_with(bin, prefix, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra command-line arguments.
+    pub async fn start_with(bin: impl AsRef<Path>, prefix: &str, extra: &[&str]) -> Self {
         let bin = bin.as_ref();
         let tb = testbed().await;
         let suffix: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(5).map(char::from).collect();
@@ -55,6 +61,7 @@ impl WasmletNode {
             bin: bin.to_owned(),
             log: dir.path().join("wasmlet.log"),
             kubeconfig: creds.kubeconfig.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             admin_kubeconfig: tb.admin_kubeconfig(),
             registry: tb.registry(),
             ca: tb.ca_cert(),
@@ -80,6 +87,7 @@ impl WasmletNode {
             .arg(format!("--tls-private-key-file={}", key.display()))
             .arg(format!("--insecure-registries={}", self.registry))
             .arg(format!("--registry-ca-file={}", self.ca.display()))
+            .args(&self.extra)
             .env("WASMLET_LOG", std::env::var("WASMLET_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log)

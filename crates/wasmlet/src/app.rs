@@ -82,6 +82,15 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid).run(health_rx, late.clone()));
 
+    let sources = wasmlet_volumes::Sources::new(client.clone(), Default::default(), late.clone());
+    let volumes = wasmlet_volumes::Volumes::new(
+        sources.clone(),
+        wasmlet_volumes::Config {
+            allocatable: allocatable.quantities(),
+            token_refresh_fraction: settings.token_refresh_fraction,
+            ..Default::default()
+        },
+    );
     let pods = Pods::new(
         client.clone(),
         wasmlet_pods::Config {
@@ -98,6 +107,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         Arc::new(runtime),
         Images::new(store, clients),
         network.clone(),
+        volumes,
     );
 
     let (cert, key) =
@@ -138,6 +148,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     late.cancel();
     tracker.close();
     tracker.wait().await;
+    sources.wait().await;
     tracing::info!("wasmlet stopped");
     Ok(())
 }

@@ -70,6 +70,10 @@ pub(crate) struct Args {
     /// Interface that holds pod addresses (created as a veth pair if missing).
     #[arg(long, env = "WASMLET_POD_INTERFACE")]
     pub(crate) pod_interface: Option<String>,
+    /// Share of a service-account token's lifetime after which it is renewed
+    /// (upstream 0.8; lower renews sooner).
+    #[arg(long, env = "WASMLET_TOKEN_REFRESH_FRACTION")]
+    pub(crate) token_refresh_fraction: Option<f64>,
 }
 
 /// The validated settings.
@@ -87,6 +91,7 @@ pub(crate) struct Settings {
     pub(crate) insecure_registries: Vec<String>,
     pub(crate) registry_ca: Option<Vec<u8>>,
     pub(crate) pod_network: wasmlet_network::Mode,
+    pub(crate) token_refresh_fraction: f64,
 }
 
 /// An invalid setting.
@@ -203,6 +208,10 @@ impl Args {
             "host" => wasmlet_network::Mode::Host,
             other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
         };
+        let token_refresh_fraction = self.token_refresh_fraction.unwrap_or(0.8);
+        if !(0.01..=1.0).contains(&token_refresh_fraction) {
+            return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
+        }
         Ok(Settings {
             kubeconfig,
             node_name,
@@ -216,6 +225,7 @@ impl Args {
             insecure_registries,
             registry_ca,
             pod_network,
+            token_refresh_fraction,
         })
     }
 }

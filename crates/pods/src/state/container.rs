@@ -21,7 +21,7 @@ use crate::images::{ImageError, Pulled};
 use crate::prober::{self, Prober};
 use crate::record::{ContainerState, Terminated};
 use crate::worker::{ContainerWorker, Role};
-use crate::{guest, pull_secrets, spec};
+use crate::{guest, pull_secrets};
 
 type Step<'a> = BoxFuture<'a, Transition<ContainerWorker>>;
 
@@ -177,18 +177,16 @@ impl State<ContainerWorker> for Starting {
     fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
         Box::pin(async move {
             let pod = w.pod.clone();
-            let addrs = w.shared.addresses(&w.record.lock().unwrap_or_else(|p| p.into_inner()));
-            let env = match spec::env(&pod, &w.spec, &addrs.pod_ip, &addrs.host_ip) {
-                Ok(env) => env,
-                Err(e) => {
-                    let message = e.to_string();
+            let (env, mounts) = match container_config(w).await {
+                Ok(config) => config,
+                Err(message) => {
                     w.shared.events.warning(&pod, Some(w.name()), reason::FAILED, format!("Error: {message}")).await;
                     let delay = w.crash_backoff.failure(Duration::ZERO).max(Duration::from_secs(1));
                     return Transition::next(self, Retry { reason: "CreateContainerConfigError", message, delay });
                 }
             };
             hold(w, &self.image);
-            match guest::prepare(w, &self.image, env).await {
+            match guest::prepare(w, &self.image, env, mounts).await {
                 Ok(guest) => {
                     if w.stop_requested().is_some() {
                         return Transition::next(self, Stopped);
@@ -384,6 +382,27 @@ impl State<ContainerWorker> for Completed {
             Transition::done(self)
         })
     }
+}
+
+/// The container's environment (with ConfigMap, Secret, downward API and
+/// service-link values) and its volume mounts; an error is a
+/// `CreateContainerConfigError` message.
+async fn container_config(w: &ContainerWorker) -> Result<(Vec<(String, String)>, Vec<wasmlet_runtime::Mount>), String> {
+    let addrs = w.shared.addresses(&w.record.lock().unwrap_or_else(|p| p.into_inner()));
+    let ctx = wasmlet_volumes::EnvContext {
+        pod_ips: vec![addrs.pod_ip],
+        host_ips: vec![addrs.host_ip],
+        node_name: w.shared.config.node_name.clone(),
+        allocatable: w.shared.config.allocatable.quantities(),
+    };
+    let env = wasmlet_volumes::resolve_env(w.shared.volumes.sources(), &w.pod, &w.spec, &ctx)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mounts = match &w.volumes {
+        Some(v) => v.mounts(&w.spec, &env).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    Ok((env, mounts))
 }
 
 /// Credentials from the pod's `imagePullSecrets` for the image's registry;

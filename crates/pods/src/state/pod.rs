@@ -30,9 +30,9 @@ type Step<'a> = BoxFuture<'a, Transition<PodWorker>>;
 const STOP_SLACK: Duration = Duration::from_secs(5);
 /// How often a pod's status is recomputed even without news (retries failed patches).
 const RESYNC: Duration = Duration::from_secs(10);
-/// Retry delays for a pod address while the network is not ready.
-const NETWORK_RETRY_MIN: Duration = Duration::from_secs(1);
-const NETWORK_RETRY_MAX: Duration = Duration::from_secs(30);
+/// Retry delays for a pod's address and volumes.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Deciding whether the pod may run here (or already ran).
 pub struct Admitting;
@@ -161,43 +161,119 @@ impl State<PodWorker> for Starting {
             if let Err(e) = std::fs::create_dir_all(w.dir.join("logs")) {
                 tracing::warn!(error = %e, "creating the pod directory failed");
             }
-            // The pod's address: retried (the podCIDR may come late, the network
-            // may be broken) until it works or the pod goes away.
-            let mut delay = NETWORK_RETRY_MIN;
+            // The pod's address, then its volumes: each retried (the podCIDR may
+            // come late, a ConfigMap may not exist yet) until it works or the pod
+            // goes away.
+            let mut delay = RETRY_MIN;
             loop {
                 let preferred = w.snapshot().pod_ip.and_then(|ip| ip.parse().ok());
                 match w.shared.network.attach(&w.uid, preferred).await {
                     Ok(ip) => {
-                        w.update(|r| {
-                            r.pod_ip = Some(ip.to_string());
-                            r.sandbox_ready = true;
-                        });
+                        w.update(|r| r.pod_ip = Some(ip.to_string()));
                         break;
                     }
                     Err(e) => {
                         let pod = w.pod.clone();
                         let note = format!("network is not ready: {e}");
                         w.shared.events.warning(&pod, None, reason::NETWORK_NOT_READY, note).await;
-                        w.sync_status().await;
-                        let cancel = w.cancel.clone();
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            r = w.updates.changed() => if r.is_err() {
-                                return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
-                            },
-                            () = cancel.cancelled() => return Transition::next(self, ShuttingDown),
+                        if let Err(stop) = retry_after(w, &mut delay).await {
+                            return stop.transition(self);
                         }
-                        if !w.refresh() || w.pod.metadata.deletion_timestamp.is_some() {
-                            return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
-                        }
-                        delay = (delay * 2).min(NETWORK_RETRY_MAX);
                     }
                 }
             }
+            if w.sources.is_none() {
+                match w.shared.volumes.sources().register_pod(&w.pod) {
+                    Ok(sources) => w.sources = Some(sources),
+                    Err(e) => tracing::warn!(error = %e, "watching the pod's ConfigMaps and Secrets failed"),
+                }
+            }
+            let mut delay = RETRY_MIN;
+            let volumes = loop {
+                match w.shared.volumes.prepare(&w.pod, &w.dir).await {
+                    Ok(volumes) => break volumes,
+                    Err(e) => {
+                        let pod = w.pod.clone();
+                        w.shared.events.warning(&pod, None, e.reason(), e.to_string()).await;
+                        if let Err(stop) = retry_after(w, &mut delay).await {
+                            return stop.transition(self);
+                        }
+                    }
+                }
+            };
+            for (volume, why) in volumes.memory_fallbacks() {
+                let pod = w.pod.clone();
+                let note = format!("emptyDir {volume:?} (medium: Memory) is a directory on disk: {why}");
+                w.shared.events.warning(&pod, None, "MemoryVolumeOnDisk", note).await;
+            }
+            spawn_refresh(w, volumes.clone());
+            w.volumes = Some(volumes);
+            w.update(|r| r.sandbox_ready = true);
             w.sync_status().await;
             Transition::next(self, Initializing)
         })
     }
+}
+
+/// Why a retry loop ended without success.
+enum Stop {
+    Gone,
+    Deleted,
+    Shutdown,
+}
+
+impl Stop {
+    fn transition(self, from: Box<Starting>) -> Transition<PodWorker> {
+        match self {
+            Stop::Gone | Stop::Deleted => Transition::next(from, Terminating { grace: Duration::ZERO, verdict: None }),
+            Stop::Shutdown => Transition::next(from, ShuttingDown),
+        }
+    }
+}
+
+/// Reports the status, waits `delay` (doubling it, capped), and says whether
+/// the pod is still there to try again.
+async fn retry_after(w: &mut PodWorker, delay: &mut Duration) -> Result<(), Stop> {
+    w.sync_status().await;
+    let cancel = w.cancel.clone();
+    tokio::select! {
+        () = tokio::time::sleep(*delay) => {}
+        r = w.updates.changed() => if r.is_err() {
+            return Err(Stop::Gone);
+        },
+        () = cancel.cancelled() => return Err(Stop::Shutdown),
+    }
+    if !w.refresh() {
+        return Err(Stop::Gone);
+    }
+    if w.pod.metadata.deletion_timestamp.is_some() {
+        return Err(Stop::Deleted);
+    }
+    *delay = (*delay * 2).min(RETRY_MAX);
+    Ok(())
+}
+
+/// Keeps the pod's configMap, secret, downwardAPI and projected volumes (and
+/// service-account tokens) current until the pod worker ends.
+fn spawn_refresh(w: &mut PodWorker, volumes: wasmlet_volumes::PodVolumes) {
+    let mut updates = w.updates.clone();
+    let (tx, rx) = tokio::sync::watch::channel(w.pod.clone());
+    let cancel = w.cancel.child_token();
+    w.background.spawn(async move {
+        let forward = async {
+            while updates.changed().await.is_ok() {
+                let update = updates.borrow_and_update().clone();
+                if let crate::worker::PodUpdate::Present(pod) = update {
+                    let _ = tx.send(pod);
+                }
+            }
+        };
+        tokio::select! {
+            () = volumes.run(rx, cancel.clone()) => {}
+            () = forward => {}
+            () = cancel.cancelled() => {}
+        }
+    });
 }
 
 impl State<PodWorker> for Initializing {
@@ -278,6 +354,10 @@ impl State<PodWorker> for Running {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             let deadline = active_deadline(&w.pod, w.snapshot().start_time);
+            // One interval for the whole state, so busy pods still resync.
+            let mut resync = tokio::time::interval(RESYNC);
+            resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            resync.tick().await;
             loop {
                 if w.cancel.is_cancelled() {
                     return Transition::next(self, ShuttingDown);
@@ -321,12 +401,33 @@ impl State<PodWorker> for Running {
                             "Pod was active on the node longer than the specified deadline".into()).await;
                         return Transition::next(self, Terminating { grace: w.grace(), verdict: Some(verdict) });
                     }
-                    () = tokio::time::sleep(RESYNC) => w.sync_status().await,
+                    _ = resync.tick() => {
+                        w.sync_status().await;
+                        if let Some(verdict) = over_size_limit(w) {
+                            let pod = w.pod.clone();
+                            let note = verdict.message.clone().unwrap_or_default();
+                            w.shared.events.warning(&pod, None, "Evicted", note).await;
+                            return Transition::next(self, Terminating { grace: w.grace(), verdict: Some(verdict) });
+                        }
+                    }
                     () = cancel.cancelled() => {}
                 }
             }
         })
     }
+}
+
+/// An emptyDir over its `sizeLimit` evicts the pod, as upstream's eviction
+/// manager does (a memory-backed one cannot grow past it: its tmpfs is that big).
+fn over_size_limit(w: &PodWorker) -> Option<PodVerdict> {
+    let volumes = w.volumes.as_ref()?;
+    let over = volumes.usage().into_iter().find(|u| u.limit.is_some_and(|l| u.bytes > l))?;
+    let limit = wasmlet_quantity::bytes(over.limit.unwrap_or_default()).0;
+    Some(PodVerdict {
+        phase: "Failed".into(),
+        reason: Some("Evicted".into()),
+        message: Some(format!("Usage of EmptyDir volume {:?} exceeds the limit {limit:?}.", over.volume)),
+    })
 }
 
 impl State<PodWorker> for Terminating {
@@ -433,6 +534,17 @@ impl State<PodWorker> for Cleanup {
         Box::pin(async move {
             w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner()).remove(&w.uid);
             w.shared.network.detach(&w.uid).await;
+            w.background.abort_all();
+            w.sources = None;
+            let removed = match w.volumes.take() {
+                Some(v) => v.cleanup(),
+                None => wasmlet_volumes::Volumes::cleanup(&w.dir),
+            };
+            if let Err(e) = removed {
+                // Never delete a directory that still holds a mount.
+                tracing::warn!(error = %e, "removing the pod's volumes failed; keeping its directory");
+                return Transition::done(self);
+            }
             if let Err(e) = std::fs::remove_dir_all(&w.dir)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

@@ -57,17 +57,41 @@ impl Attempt {
 }
 
 impl Prepared {
-    /// The spec for one run, writing to the attempt's log.
-    pub(crate) fn spec(&self, attempt: &Attempt) -> GuestSpec {
-        let mut spec = GuestSpec::new(self.argv.clone());
-        spec.env = self.env.clone();
-        spec.working_dir = self.working_dir.clone();
-        spec.mounts = self.mounts.clone();
-        spec.limits = self.limits;
+    /// The spec for one run, writing to the attempt's log and reporting to `stats`.
+    pub(crate) fn spec(&self, attempt: &Attempt, stats: wasmlet_runtime::GuestStats) -> GuestSpec {
+        let mut spec = self.base(self.argv.clone());
+        spec.stats = Some(stats);
         if let Some(log) = &attempt.log {
             spec.stdout = Output::new(log.writer(Stream::Stdout));
             spec.stderr = Output::new(log.writer(Stream::Stderr));
         }
+        spec
+    }
+
+    /// The spec of an `exec`: a new instance of the container's guest with
+    /// the container's environment, mounts and limits, and `argv`.
+    pub(crate) fn exec_spec(&self, argv: Vec<String>, stdout: Option<Output>, stderr: Option<Output>) -> GuestSpec {
+        let mut spec = self.base(argv);
+        if let Some(out) = stdout {
+            spec.stdout = out;
+        }
+        if let Some(err) = stderr {
+            spec.stderr = err;
+        }
+        spec
+    }
+
+    /// The container's memory limit.
+    pub(crate) fn memory_limit(&self) -> Option<u64> {
+        self.limits.memory_bytes
+    }
+
+    fn base(&self, argv: Vec<String>) -> GuestSpec {
+        let mut spec = GuestSpec::new(argv);
+        spec.env = self.env.clone();
+        spec.working_dir = self.working_dir.clone();
+        spec.mounts = self.mounts.clone();
+        spec.limits = self.limits;
         spec
     }
 }

@@ -21,6 +21,7 @@ mod events;
 mod gc;
 mod guest;
 mod images;
+mod live;
 mod manager;
 mod probe;
 mod probe_grpc;
@@ -31,6 +32,8 @@ pub use wasmlet_quantity as quantity;
 pub mod record;
 mod recovery;
 mod spawn;
+mod streaming;
+mod telemetry;
 pub mod spec;
 pub mod state;
 pub mod status;
@@ -94,6 +97,7 @@ impl Pods {
         images: Images,
         network: wasmlet_network::PodNetwork,
         volumes: wasmlet_volumes::Volumes,
+        metrics: Arc<wasmlet_metrics::Metrics>,
     ) -> Self {
         let events = events::Events::new(client.clone(), &config.node_name);
         let shared = Arc::new(worker::Shared {
@@ -104,14 +108,26 @@ impl Pods {
             events,
             network,
             volumes,
+            metrics,
             admitted: Mutex::new(HashMap::new()),
         });
         Self { shared, handles: Arc::default() }
     }
 
-    /// What the kubelet API serves: `/pods` and container logs.
-    pub fn provider(&self) -> Arc<dyn wasmlet_api::Provider> {
-        Arc::new(provider::PodsProvider { shared: self.shared.clone(), handles: self.handles.clone() })
+    /// What the kubelet API serves: `/pods`, container logs, port-forward and exec.
+    pub fn provider(&self, streaming: wasmlet_streaming::Config) -> Arc<dyn wasmlet_api::Provider> {
+        let streaming_provider =
+            Arc::new(streaming::PodsStreaming { shared: self.shared.clone(), handles: self.handles.clone() });
+        Arc::new(provider::PodsProvider {
+            shared: self.shared.clone(),
+            handles: self.handles.clone(),
+            streaming: wasmlet_streaming::Streaming::new(streaming_provider, streaming),
+        })
+    }
+
+    /// The pods' resource figures (`/stats/summary`, `/metrics/resource`).
+    pub fn stats_source(&self) -> Arc<dyn wasmlet_metrics::StatsSource> {
+        Arc::new(telemetry::PodsStats { shared: self.shared.clone(), handles: self.handles.clone() })
     }
 
     /// Runs until `cancel`: watches pods, runs them, collects garbage. On
@@ -120,7 +136,45 @@ impl Pods {
     /// workers are done. `synced` is notified once the first pod list was seen.
     pub async fn run(&self, cancel: CancellationToken, synced: Arc<Notify>) {
         let manager = manager::Manager::new(self.shared.clone(), self.handles.clone(), cancel.clone());
-        tokio::join!(manager.run(synced), gc::run(&self.shared, cancel));
+        tokio::join!(manager.run(synced), gc::run(&self.shared, cancel.clone()), self.count_phases(cancel));
+    }
+
+    /// Keeps the `pods by phase` gauge current.
+    async fn count_phases(&self, cancel: CancellationToken) {
+        use wasmlet_metrics::PodPhase;
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = cancel.cancelled() => return,
+            }
+            let mut counts: HashMap<&'static str, u64> = HashMap::new();
+            for h in self.handles.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                let record = h.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let policy = match &*h.updates.borrow() {
+                    worker::PodUpdate::Present(p) => p.spec.as_ref().and_then(|s| s.restart_policy.clone()),
+                    worker::PodUpdate::Gone => None,
+                };
+                let phase = status::phase_of(policy.as_deref().unwrap_or("Always"), &record);
+                let key = match phase.as_str() {
+                    "Pending" => "Pending",
+                    "Running" => "Running",
+                    "Succeeded" => "Succeeded",
+                    "Failed" => "Failed",
+                    _ => "Unknown",
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+            for (name, phase) in [
+                ("Pending", PodPhase::Pending),
+                ("Running", PodPhase::Running),
+                ("Succeeded", PodPhase::Succeeded),
+                ("Failed", PodPhase::Failed),
+                ("Unknown", PodPhase::Unknown),
+            ] {
+                self.shared.metrics.set_pods(phase, counts.get(name).copied().unwrap_or(0));
+            }
+        }
     }
 
     /// Images held by live containers (reported in the node status).

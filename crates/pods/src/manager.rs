@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::attempts::Attempts;
+use crate::live::Live;
 use crate::record::PodRecord;
 use crate::state::{drive, pod::Admitting};
 use crate::worker::{PodUpdate, PodWorker, Shared};
@@ -29,6 +30,7 @@ pub(crate) struct Handle {
     pub(crate) updates: watch::Sender<PodUpdate>,
     pub(crate) record: Arc<Mutex<PodRecord>>,
     pub(crate) attempts: Attempts,
+    pub(crate) live: Live,
     pub(crate) dir: PathBuf,
 }
 
@@ -123,9 +125,10 @@ impl Manager {
         let dir = self.shared.config.root_dir.join("pods").join(&uid);
         let record = Arc::new(Mutex::new(PodRecord::default()));
         let attempts = Attempts::default();
+        let live = Live::default();
         handles.insert(
             uid.clone(),
-            Handle { updates: tx, record: record.clone(), attempts: attempts.clone(), dir: dir.clone() },
+            Handle { updates: tx, record: record.clone(), attempts: attempts.clone(), live: live.clone(), dir: dir.clone() },
         );
         drop(handles);
 
@@ -136,6 +139,7 @@ impl Manager {
             pod: pod.clone(),
             record,
             attempts,
+            live,
             dirty: Arc::new(Notify::new()),
             cancel: self.cancel.child_token(),
             dir,

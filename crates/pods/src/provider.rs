@@ -15,9 +15,14 @@ use crate::worker::{PodUpdate, Shared};
 pub(crate) struct PodsProvider {
     pub(crate) shared: Arc<Shared>,
     pub(crate) handles: Handles,
+    pub(crate) streaming: wasmlet_streaming::Streaming,
 }
 
 impl Provider for PodsProvider {
+    fn streaming(&self) -> Option<wasmlet_streaming::Streaming> {
+        Some(self.streaming.clone())
+    }
+
     fn pods(&self) -> Vec<Pod> {
         let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
         handles

@@ -31,11 +31,13 @@ pub(crate) fn container(w: &mut PodWorker, spec: Container, role: Role) {
         role,
         record: w.record.clone(),
         attempts: w.attempts.clone(),
+        live: w.live.clone(),
         dirty: w.dirty.clone(),
         stop: stop_rx,
         crash_backoff: Backoff::new(w.shared.config.crash_backoff),
         pull_backoff: Backoff::new(w.shared.config.image_backoff),
         held: None,
+        created: Some(std::time::Instant::now()),
     };
     let span = tracing::info_span!("container", container = %cw.spec.name);
     let set = if role == Role::App { &mut w.containers } else { &mut w.init };

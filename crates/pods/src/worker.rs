@@ -32,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) events: Events,
     pub(crate) network: wasmlet_network::PodNetwork,
     pub(crate) volumes: wasmlet_volumes::Volumes,
+    pub(crate) metrics: Arc<wasmlet_metrics::Metrics>,
     /// Requests of admitted, non-terminal pods, by UID.
     pub(crate) admitted: Mutex<HashMap<String, Requests>>,
 }
@@ -70,6 +71,7 @@ pub struct PodWorker {
     pub(crate) pod: Arc<Pod>,
     pub(crate) record: Arc<Mutex<PodRecord>>,
     pub(crate) attempts: Attempts,
+    pub(crate) live: crate::live::Live,
     pub(crate) dirty: Arc<Notify>,
     pub(crate) cancel: CancellationToken,
     pub(crate) dir: PathBuf,
@@ -159,7 +161,10 @@ impl PodWorker {
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 tracing::debug!("pod is gone; status not written");
             }
-            Err(e) => tracing::warn!(error = %e, "patching pod status failed; will retry"),
+            Err(e) => {
+                self.shared.metrics.api_error("patch_pod_status");
+                tracing::warn!(error = %e, "patching pod status failed; will retry");
+            }
         }
         self.save_checkpoint(false);
     }
@@ -242,6 +247,7 @@ pub struct ContainerWorker {
     pub(crate) role: Role,
     pub(crate) record: Arc<Mutex<PodRecord>>,
     pub(crate) attempts: Attempts,
+    pub(crate) live: crate::live::Live,
     pub(crate) dirty: Arc<Notify>,
     pub(crate) stop: watch::Receiver<Option<StopRequest>>,
     pub(crate) crash_backoff: Backoff,
@@ -249,6 +255,8 @@ pub struct ContainerWorker {
     pub(crate) logs_dir: PathBuf,
     /// The pod's volumes (for this container's mounts).
     pub(crate) volumes: Option<wasmlet_volumes::PodVolumes>,
+    /// When this container's worker started, until its first run (start latency).
+    pub(crate) created: Option<std::time::Instant>,
     /// The image pinned in the store while this container may run.
     pub(crate) held: Option<Pulled>,
 }

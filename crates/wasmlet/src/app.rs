@@ -91,6 +91,12 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
+    let metrics = Arc::new(wasmlet_metrics::Metrics::new());
+    let compile_stats = runtime.clone();
+    metrics.set_compile_source(move || {
+        let s = compile_stats.compile_stats();
+        wasmlet_metrics::CompileCounts { compiles: s.compiles, cache_hits: s.hits, failures: s.failures }
+    });
     let pods = Pods::new(
         client.clone(),
         wasmlet_pods::Config {
@@ -108,12 +114,20 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         Images::new(store, clients),
         network.clone(),
         volumes,
+        metrics.clone(),
     );
 
     let (cert, key) =
         tls::serving_files(settings.tls.clone(), &settings.root_dir, &settings.node_name, settings.node_ip)?;
     let server = wasmlet_api::ServerConfig::new((settings.node_ip, settings.port).into(), cert, key);
-    let api = wasmlet_api::Server::bind(server, pods.provider()).await.context("starting the kubelet API")?;
+    let api = wasmlet_api::Server::bind(server, pods.provider(Default::default()))
+        .await
+        .context("starting the kubelet API")?
+        .telemetry(
+            wasmlet_api::Telemetry::new()
+                .stats(pods.stats_source(), wasmlet_metrics::Stats::new(Default::default()))
+                .metrics(metrics.clone()),
+        );
     let api_done = late.clone();
     tracker.spawn(async move {
         if let Err(e) = api.run(api_done).await {

@@ -42,7 +42,7 @@ pub struct Starting {
 }
 /// The guest runs.
 pub struct Running {
-    guest: guest::Prepared,
+    guest: std::sync::Arc<guest::Prepared>,
 }
 /// The guest ended; decide whether it runs again.
 pub struct Exited {
@@ -95,10 +95,14 @@ impl State<ContainerWorker> for Pulling {
             let pod = w.pod.clone();
             let shared = w.shared.clone();
             let auths = pull_credentials(w, &image).await;
+            let pull_started = Instant::now();
             let result = tokio::select! {
                 r = shared.images.ensure(&image, &policy, &auths) => r,
                 _ = w.stopped() => return Transition::next(self, Stopped),
             };
+            if result.as_ref().map_or(true, |p| p.pulled_in.is_some()) {
+                shared.metrics.image_pull(pull_started.elapsed(), result.is_ok());
+            }
             match result {
                 Ok(pulled) => {
                     let note = match pulled.pulled_in {
@@ -191,7 +195,7 @@ impl State<ContainerWorker> for Starting {
                     if w.stop_requested().is_some() {
                         return Transition::next(self, Stopped);
                     }
-                    Transition::next(self, Running { guest })
+                    Transition::next(self, Running { guest: std::sync::Arc::new(guest) })
                 }
                 Err(failure) => {
                     let message = failure.to_string();
@@ -239,8 +243,18 @@ impl State<ContainerWorker> for Running {
             });
             let guest_stop = CancellationToken::new();
             let runtime = w.shared.runtime.clone();
+            let stats = wasmlet_runtime::GuestStats::new();
+            let live = crate::live::Running {
+                guest: self.guest.clone(),
+                stats: stats.clone(),
+                memory_limit: self.guest.memory_limit(),
+            };
+            w.live.started(&name, live);
+            if let Some(created) = w.created.take() {
+                w.shared.metrics.container_started(created.elapsed());
+            }
             let outcome = {
-                let run = runtime.run(&self.guest.compiled, self.guest.spec(&attempt), guest_stop.clone());
+                let run = runtime.run(&self.guest.compiled, self.guest.spec(&attempt, stats), guest_stop.clone());
                 let mut run = std::pin::pin!(run);
                 loop {
                     tokio::select! {
@@ -323,6 +337,7 @@ impl State<ContainerWorker> for Exited {
                 c.last_state = Some(t);
                 c.state = waiting;
             });
+            w.shared.metrics.container_restarted();
             if delay.is_zero() {
                 Transition::next(self, Pulling)
             } else {

@@ -252,3 +252,63 @@ async fn empty_dir_size_limits_are_enforced() {
     assert_eq!(status.reason.as_deref(), Some("Evicted"));
     assert!(status.message.unwrap_or_default().contains("exceeds the limit"));
 }
+
+#[tokio::test]
+async fn downward_api_secret_items_and_optional_sources() {
+    let node = WasmletNode::start(env!("CARGO_BIN_EXE_wasmlet"), "downward").await;
+    let ns = Namespace::create(&admin_client().await, "downward").await;
+    create_config(&ns).await;
+    let api = ns.api::<Pod>();
+    let mut pod = pods::bare("files", &node.name, &fixture_image("forever").await, &[], "Always");
+    pod["metadata"]["labels"] = serde_json::json!({ "app": "files", "tier": "wasm" });
+    pod["spec"]["volumes"] = serde_json::json!([
+        { "name": "info", "downwardAPI": { "items": [
+            { "path": "labels", "fieldRef": { "fieldPath": "metadata.labels" } },
+            { "path": "name", "fieldRef": { "fieldPath": "metadata.name" } }
+        ] } },
+        { "name": "creds", "secret": { "secretName": "credentials", "defaultMode": 420,
+            "items": [{ "key": "token", "path": "nested/api-token" }] } },
+        { "name": "maybe", "configMap": { "name": "does-not-exist", "optional": true } }
+    ]);
+    pod["spec"]["containers"][0]["volumeMounts"] = serde_json::json!([
+        { "name": "info", "mountPath": "/info" },
+        { "name": "creds", "mountPath": "/creds" },
+        { "name": "maybe", "mountPath": "/maybe" }
+    ]);
+    pods::create(&ns, pod).await;
+    let running = pods::wait_for(&api, "files", POD_TIMEOUT, || node.log_tail(40), |p| pods::running(p, "main")).await;
+    let n = ns.name();
+    let cat = |path: &'static str| async move {
+        wasmlet_testkit::pods::kubectl_ok(&["exec", "-n", n, "files", "--", "forever", "cat", path]).await
+    };
+    let labels = cat("/info/labels").await;
+    assert!(labels.contains("app=\"files\"") && labels.contains("tier=\"wasm\""), "{labels}");
+    assert_eq!(cat("/info/name").await, "files");
+    assert_eq!(cat("/creds/nested/api-token").await, "s3cret-value");
+    // An optional source that does not exist is an empty volume.
+    let absent = wasmlet_testkit::pods::kubectl(&["exec", "-n", n, "files", "--", "forever", "cat", "/maybe/x"]).await;
+    assert_eq!(absent.status.code(), Some(2));
+
+    // On the host, secret files are never world-readable, whatever defaultMode says.
+    let uid = running.metadata.uid.unwrap();
+    let secret_dir = node.root.join("pods").join(&uid).join("volumes").join("creds");
+    let file = walk(&secret_dir).into_iter().find(|p| p.ends_with("api-token")).expect("the secret file on the host");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o007, 0, "world bits of {} are {mode:o}", file.display());
+}
+
+/// Every regular file under `dir` (following no symlinks).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(walk(&e.path()));
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}

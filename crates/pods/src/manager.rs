@@ -128,7 +128,13 @@ impl Manager {
         let live = Live::default();
         handles.insert(
             uid.clone(),
-            Handle { updates: tx, record: record.clone(), attempts: attempts.clone(), live: live.clone(), dir: dir.clone() },
+            Handle {
+                updates: tx,
+                record: record.clone(),
+                attempts: attempts.clone(),
+                live: live.clone(),
+                dir: dir.clone(),
+            },
         );
         drop(handles);
 

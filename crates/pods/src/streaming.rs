@@ -103,7 +103,8 @@ impl StreamingProvider for PodsStreaming {
         if request.command.is_empty() {
             return Err(StreamError::Failed("no command given".into()));
         }
-        let output = |w: Option<wasmlet_streaming::Output>| w.map(|w| wasmlet_runtime::Output::new(SyncWriter(w.into())));
+        let output =
+            |w: Option<wasmlet_streaming::Output>| w.map(|w| wasmlet_runtime::Output::new(SyncWriter(w.into())));
         let spec = guest.exec_spec(request.command.clone(), output(request.stdout), output(request.stderr));
         let runtime = self.shared.runtime.clone();
         tracing::info!(pod.name = %format!("{ns}/{pod}"), container = %container, command = ?request.command, "exec");

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::pool::Allocator;
+
 /// Default [`Config::epoch_tick`]: how often the engine's epoch advances.
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -77,6 +79,9 @@ pub struct Config {
     /// CPU time a limited guest may save up beyond one period's quota (like
     /// cgroup v2 `cpu.max.burst`).
     pub cpu_burst: Duration,
+    /// How the engine allocates instances: the pooling allocator by default
+    /// (see [`pool`](crate::pool) for its sizes and what they bound).
+    pub allocator: Allocator,
 }
 
 impl Default for Config {
@@ -94,6 +99,7 @@ impl Default for Config {
             stdio_buffer_bytes: DEFAULT_STDIO_BUFFER_BYTES,
             cpu_period: DEFAULT_CPU_PERIOD,
             cpu_burst: DEFAULT_CPU_BURST,
+            allocator: Allocator::default(),
         }
     }
 }
@@ -113,7 +119,7 @@ impl Config {
         if self.cpu_period.is_zero() {
             return Err("cpu_period must be greater than zero");
         }
-        Ok(())
+        self.allocator.validate()
     }
 }
 

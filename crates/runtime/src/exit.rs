@@ -6,6 +6,11 @@
 //! (128 + 15 = 143; a wasm guest has no signal handlers, so immediate
 //! termination is the faithful mapping) and an exceeded memory limit is an OOM
 //! kill (128 + SIGKILL = 137).
+//!
+//! A `wasi:http` server handles the stop itself, as a server handling
+//! SIGTERM would: it stops accepting and drains; it exits 0 when every
+//! request finished within the drain period, and 137 (the kill that ends a
+//! grace period) when some had to be dropped.
 
 use std::fmt;
 use std::time::Duration;
@@ -19,6 +24,10 @@ pub const TRAP_EXIT_CODE: i32 = 134;
 pub const STOPPED_EXIT_CODE: i32 = 143;
 /// Exit code of a guest that exceeded its memory limit (128 + SIGKILL).
 pub const OOM_EXIT_CODE: i32 = 137;
+/// Exit code of a `wasi:http` server stopped with requests still running at
+/// the end of its drain period (128 + SIGKILL: what the kubelet's kill after
+/// the grace period reports). A server that drained in time exits 0.
+pub const DRAIN_EXPIRED_EXIT_CODE: i32 = 137;
 /// Exit code of a component whose `wasi:cli/run` returned `err`.
 pub const RUN_ERR_EXIT_CODE: i32 = 1;
 
@@ -80,6 +89,18 @@ impl Exit {
     /// A guest that was stopped through its token.
     pub(crate) fn stopped() -> Self {
         Self::new(STOPPED_EXIT_CODE, ExitReason::Stopped, "stopped")
+    }
+
+    /// A server that stopped after every request in flight finished.
+    pub(crate) fn drained() -> Self {
+        Self::new(0, ExitReason::Stopped, String::new())
+    }
+
+    /// A server whose drain period of `drain` ended with `in_flight`
+    /// requests still running, which were dropped.
+    pub(crate) fn drain_expired(drain: Duration, in_flight: u64) -> Self {
+        let message = format!("stopped: {in_flight} request(s) still running after the drain period of {drain:?}");
+        Self::new(DRAIN_EXPIRED_EXIT_CODE, ExitReason::Stopped, message)
     }
 
     /// A guest that exceeded `limit` bytes of memory.

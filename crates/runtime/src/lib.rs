@@ -8,14 +8,20 @@
 //! 2. [`Runtime::compile`] / [`Runtime::compile_with`] per image: compiled once
 //!    per digest, however many pods ask; [`Runtime::retain`] forgets images
 //!    that left the node.
-//! 3. [`Runtime::run`] per container attempt, on the caller's task, with a
-//!    [`GuestSpec`] and a stop token: `Ok(Exit)` once the guest ran, or a
-//!    [`StartError`] if it could not start.
+//! 3. [`Runtime::run`] per container attempt of a module or command
+//!    ([`Compiled::world`]), on the caller's task, with a [`GuestSpec`] and a
+//!    stop token: `Ok(Exit)` once the guest ran, or a [`StartError`] if it
+//!    could not start.
+//! 4. [`Runtime::serve_http`] instead for a `wasi:http/proxy` component
+//!    ([`World::HttpProxy`]): an HTTP server on the pod's ports, one fresh
+//!    instance per request, drained on stop ([`HttpSpec`], see [`http`]).
 //!
-//! Module map: [`config`] (knobs and defaults), [`cache`] (single-flight
-//! compile cache), [`wasi`] (how a spec maps onto WASI, working directory
-//! included), [`exit`] (exit codes), [`stats`] (live CPU and memory of a
-//! guest: [`GuestStats`]), [`throttle`] (CPU limits).
+//! Module map: [`config`] (knobs and defaults), [`pool`] (the instance
+//! allocator), [`cache`] (single-flight compile cache), [`wasi`] (how a spec
+//! maps onto WASI, working directory included), [`sockets`] (the
+//! `wasi:sockets` policy), [`http`] (serving `wasi:http`), [`exit`] (exit
+//! codes), [`stats`] (live CPU and memory of a guest: [`GuestStats`]),
+//! [`throttle`] (CPU limits).
 //!
 //! [`Engine`]: wasmtime::Engine
 
@@ -25,10 +31,13 @@ mod compiled;
 pub mod config;
 mod epoch;
 pub mod exit;
+pub mod http;
 mod limiter;
 mod meter;
+pub mod pool;
 mod run;
 mod runtime;
+pub mod sockets;
 mod spec;
 pub mod stats;
 pub mod throttle;
@@ -37,10 +46,13 @@ pub mod wasi;
 
 pub use cache::CompileStats;
 pub use compile::{CompileError, LoadError};
-pub use compiled::{Compiled, Kind};
+pub use compiled::{Compiled, Kind, World};
 pub use config::Config;
 pub use exit::{Exit, ExitReason};
+pub use http::{HttpLimits, HttpSpec, HttpStats, Listening};
+pub use pool::{Allocator, Pool};
 pub use run::StartError;
 pub use runtime::{Error, Runtime};
+pub use sockets::{Outbound, SocketPolicy};
 pub use spec::{GuestSpec, Limits, Mount, Output};
 pub use stats::GuestStats;

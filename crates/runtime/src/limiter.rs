@@ -30,7 +30,9 @@ pub(crate) struct MemoryLimitExceeded {
 }
 
 /// Caps on what one guest store may allocate.
-#[derive(Debug, Clone)]
+///
+/// Dropping it (with its store) takes its memory off the live figure.
+#[derive(Debug)]
 pub(crate) struct Limiter {
     /// Cap on the bytes of all linear memories together.
     memory_limit: u64,
@@ -47,6 +49,8 @@ pub(crate) struct Limiter {
     last_table_grant: u64,
     /// Where the live memory figure goes.
     stats: GuestStats,
+    /// Bytes this limiter has added to `stats`.
+    published: u64,
     table_elements: usize,
     instances: usize,
     tables: usize,
@@ -72,6 +76,7 @@ impl Limiter {
             table_used: 0,
             last_table_grant: 0,
             stats,
+            published: 0,
             table_elements: counts.table_elements,
             instances: counts.instances,
             tables: counts.tables,
@@ -89,10 +94,19 @@ impl Limiter {
         self.memory_limit
     }
 
-    /// Publishes the current bytes of memories and tables.
-    fn publish(&self) {
+    /// Publishes the current bytes of memories and tables (as a change, so
+    /// stores sharing a stats handle add up).
+    fn publish(&mut self) {
         let tables = self.table_used.saturating_mul(TABLE_ELEMENT_BYTES);
-        self.stats.set_memory(self.memory_used.saturating_add(tables));
+        let now = self.memory_used.saturating_add(tables);
+        self.stats.adjust_memory(now.saturating_sub(self.published), self.published.saturating_sub(now));
+        self.published = now;
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.stats.adjust_memory(0, self.published);
     }
 }
 
@@ -212,6 +226,15 @@ mod tests {
         l.memory_grow_failed(wasmtime::format_err!("mmap failed")).unwrap();
         l.table_grow_failed(wasmtime::format_err!("no")).unwrap();
         assert_eq!(stats.memory_bytes(), 2 * PAGE as u64);
+        // A second store on the same handle adds up; each takes its own
+        // share off when dropped.
+        let mut other = Limiter::new(u64::MAX, counts, stats.clone());
+        assert!(other.memory_growing(0, PAGE, None).unwrap());
+        assert_eq!(stats.memory_bytes(), 3 * PAGE as u64);
+        drop(l);
+        assert_eq!(stats.memory_bytes(), PAGE as u64);
+        drop(other);
+        assert_eq!(stats.memory_bytes(), 0);
     }
 
     #[test]

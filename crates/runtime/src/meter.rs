@@ -89,11 +89,6 @@ impl Meter {
         Arc::new(Self { clock, stats, mark: AtomicU64::new(clock.now()), run_nanos: AtomicU64::new(0) })
     }
 
-    /// The guest's stats handle.
-    pub(crate) fn stats(&self) -> &GuestStats {
-        &self.stats
-    }
-
     /// A poll begins on this thread.
     pub(crate) fn poll_started(&self) {
         self.mark.store(self.clock.now(), Ordering::Relaxed);

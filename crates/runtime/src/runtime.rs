@@ -30,7 +30,9 @@ pub enum Error {
         #[source]
         source: wasmtime::Error,
     },
-    /// wasmtime rejected the engine configuration.
+    /// wasmtime rejected the engine configuration (with the pooling
+    /// allocator: often too little address space for the pool; shrink it or
+    /// use [`Allocator::OnDemand`](crate::pool::Allocator::OnDemand)).
     #[error("cannot create the wasmtime engine")]
     Engine {
         /// wasmtime's error.
@@ -76,9 +78,9 @@ pub(crate) struct Inner {
 }
 
 impl Runtime {
-    /// Creates the engine (Cranelift, epoch interruption, async, the on-disk
-    /// cache when `config.cache_dir` is set), the WASI linkers and the epoch
-    /// ticker.
+    /// Creates the engine (Cranelift, epoch interruption, async, the
+    /// instance allocator of `config.allocator`, the on-disk cache when
+    /// `config.cache_dir` is set), the WASI linkers and the epoch ticker.
     ///
     /// # Errors
     ///
@@ -87,7 +89,10 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Self, Error> {
         config.validate().map_err(|reason| Error::InvalidConfig { reason })?;
         let mut wasm = wasmtime::Config::new();
-        wasm.strategy(Strategy::Cranelift).epoch_interruption(true).wasm_component_model(true);
+        wasm.strategy(Strategy::Cranelift)
+            .epoch_interruption(true)
+            .wasm_component_model(true)
+            .allocation_strategy(config.allocator.strategy());
         let disk_cache = config.cache_dir.as_deref().map(disk_cache).transpose()?;
         wasm.cache(disk_cache.clone());
         let engine = Engine::new(&wasm).map_err(|source| Error::Engine { source })?;
@@ -97,6 +102,7 @@ impl Runtime {
         tracing::info!(
             cache_dir = ?config.cache_dir,
             epoch_tick = ?config.epoch_tick,
+            allocator = ?config.allocator,
             "wasm runtime started"
         );
         Ok(Self {

@@ -1,5 +1,5 @@
 //! [`GuestSpec`]: what one container attempt runs with (argv, env, mounts,
-//! working directory, output and limits).
+//! working directory, output, limits and socket policy).
 //!
 //! The pods layer translates a container spec into a `GuestSpec`; this crate
 //! only maps it onto WASI (see [`Runtime::run`](crate::Runtime::run)).
@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 use tokio::io::AsyncWrite;
 
+use crate::sockets::SocketPolicy;
 use crate::stats::GuestStats;
 
 /// Everything a guest runs with, apart from its code.
@@ -34,11 +35,15 @@ pub struct GuestSpec {
     /// Where the runtime publishes the guest's live CPU time, memory and
     /// start time; keep a clone to read them. `None`: not published.
     pub stats: Option<GuestStats>,
+    /// What the guest may do with `wasi:sockets` (components only; a WASI
+    /// preview 1 module has no sockets). See [`sockets`](crate::sockets).
+    pub sockets: SocketPolicy,
 }
 
 impl GuestSpec {
-    /// A spec with these arguments, no env, no mounts, output discarded and no
-    /// limits of its own; set the other fields directly.
+    /// A spec with these arguments, no env, no mounts, output discarded, no
+    /// limits of its own and the default [`SocketPolicy`] (outbound
+    /// connections, no listening); set the other fields directly.
     pub fn new(argv: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             argv: argv.into_iter().map(Into::into).collect(),
@@ -49,6 +54,7 @@ impl GuestSpec {
             stderr: Output::discard(),
             limits: Limits::default(),
             stats: None,
+            sockets: SocketPolicy::default(),
         }
     }
 }

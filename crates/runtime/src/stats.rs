@@ -17,7 +17,8 @@
 //!   guest's linear memories plus its tables (elements × pointer size), as
 //!   granted by the resource limiter on every grow. It is what the memory
 //!   limit is enforced against. It drops to 0 when the run ends (the store is
-//!   freed).
+//!   freed). A `wasi:http` server's handle sums the instances alive at the
+//!   moment (one per request in flight), and its CPU time sums all of them.
 //! - **Start** ([`GuestStats::started_at`]) is the wall-clock time the latest
 //!   run began (before instantiation).
 //!
@@ -100,8 +101,13 @@ impl GuestStats {
         self.0.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    pub(crate) fn set_memory(&self, bytes: u64) {
-        self.0.memory_bytes.store(bytes, Ordering::Relaxed);
+    /// Adds `grown` bytes to the live memory figure and takes `shrunk` off
+    /// it (one store's change; several stores may share a handle).
+    pub(crate) fn adjust_memory(&self, grown: u64, shrunk: u64) {
+        // Never fails: the closure always returns `Some`.
+        let _ = self.0.memory_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bytes| {
+            Some(bytes.saturating_add(grown).saturating_sub(shrunk))
+        });
     }
 
     pub(crate) fn add_throttled(&self, waited: Duration) {
@@ -152,7 +158,7 @@ mod tests {
         let clone = stats.clone();
         clone.start(at);
         clone.add_cpu(5);
-        clone.set_memory(65536);
+        clone.adjust_memory(65536, 0);
         assert_eq!(
             (stats.cpu_nanos(), stats.memory_bytes(), stats.started_at(), stats.is_running()),
             (5, 65536, Some(at), true)
@@ -162,6 +168,12 @@ mod tests {
         clone.add_cpu(5);
         // CPU keeps counting across runs; memory is the current run's.
         assert_eq!((stats.cpu_nanos(), stats.memory_bytes()), (10, 0));
+        clone.adjust_memory(100, 0);
+        clone.adjust_memory(50, 0);
+        clone.adjust_memory(0, 100);
+        assert_eq!(stats.memory_bytes(), 50);
+        clone.adjust_memory(0, 100);
+        assert_eq!(stats.memory_bytes(), 0);
         clone.add_throttled(Duration::from_millis(3));
         assert_eq!((stats.throttled(), stats.throttles()), (Duration::from_millis(3), 1));
     }

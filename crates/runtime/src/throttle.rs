@@ -2,8 +2,9 @@
 //!
 //! A container's `resources.limits.cpu` of `m` millicores allows it
 //! `m / 1000` CPU-seconds per second. The upstream kubelet turns that into a
-//! CFS quota of `m / 1000 × 100 ms` per 100 ms period; here each guest with a
-//! limit gets a token bucket that
+//! CFS quota of `m / 1000 × 100 ms` per 100 ms period; here each container
+//! with a limit gets a token bucket (shared by all its instances: a
+//! `wasi:http` server runs one per request) that
 //!
 //! - refills at `m / 1000` CPU-nanoseconds per wall nanosecond,
 //! - holds at most one period's quota plus a burst
@@ -21,8 +22,15 @@
 //! share converges on the limit; the granularity is one epoch tick (10 ms):
 //! a 100m guest typically runs one 10 ms slice, then sleeps ~90 ms.
 //!
-//! A guest is a single fiber on one thread at a time, so it can never use
-//! more than one CPU: limits of 1000m and above are not enforced. Limits
+//! A `wasi:http` server also checks the bucket before each request starts
+//! ([`Throttle::admit`]), so requests too short to reach an epoch tick are
+//! held back while the container is in debt; with many requests in flight
+//! the overshoot grows to about one tick per running instance, and is paid
+//! back like any debt.
+//!
+//! A command guest is a single fiber on one thread at a time, so it can never
+//! use more than one CPU: limits of 1000m and above are not enforced (for a
+//! `wasi:http` server with concurrent requests either). Limits
 //! below [`MIN_CPU_MILLIS`] are raised to it (the kubelet's minimum quota is
 //! 1 ms per 100 ms period, also 10m); 0 means no limit, as upstream.
 //!
@@ -30,13 +38,14 @@
 //! [`Config::cpu_burst`]: crate::Config::cpu_burst
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use wasmtime::UpdateDeadline;
 
 use crate::meter::Meter;
+use crate::stats::GuestStats;
 
 /// The smallest CPU limit enforced, in millicores; lower limits are raised.
 pub const MIN_CPU_MILLIS: u64 = 10;
@@ -60,10 +69,9 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
-    /// A full bucket for a limit of `millis`, or `None` when the limit does
-    /// not constrain a guest (0, or one CPU or more).
+    /// A full bucket for a limit of `millis`, or `None` for 0 (no limit).
     pub(crate) fn new(millis: u64, period: Duration, burst: Duration, now: Instant, cpu: u64) -> Option<Self> {
-        if millis == 0 || millis >= ONE_CPU_MILLIS {
+        if millis == 0 {
             return None;
         }
         let millis = millis.max(MIN_CPU_MILLIS);
@@ -95,35 +103,87 @@ impl Bucket {
     }
 }
 
+/// The CPU limit of one container: a [`Bucket`] shared by every instance it
+/// runs (a command has one; a `wasi:http` server one per request in flight),
+/// charged with the container's cumulative CPU time (its [`GuestStats`]), so
+/// concurrent instances together stay within the limit.
+///
+/// [`GuestStats`]: crate::GuestStats
+#[derive(Debug, Clone)]
+pub(crate) struct Throttle {
+    bucket: Arc<Mutex<Bucket>>,
+    stats: GuestStats,
+}
+
+impl Throttle {
+    /// A throttle for a limit of `millis` (see [`Bucket::new`]), charging the
+    /// CPU `stats` counts from now on; `None` when the limit constrains
+    /// nothing. With `concurrent` (instances may run in parallel) limits of
+    /// one CPU and more are enforced too.
+    pub(crate) fn new(
+        millis: u64,
+        period: Duration,
+        burst: Duration,
+        stats: GuestStats,
+        concurrent: bool,
+    ) -> Option<Self> {
+        if millis >= ONE_CPU_MILLIS && !concurrent {
+            return None;
+        }
+        let bucket = Bucket::new(millis, period, burst, Instant::now(), stats.cpu_nanos())?;
+        Some(Self { bucket: Arc::new(Mutex::new(bucket)), stats })
+    }
+
+    /// Charges the CPU used since the last charge and returns how long the
+    /// caller must wait, if the container is in debt.
+    fn charge(&self) -> Option<Duration> {
+        let cpu = self.stats.cpu_nanos();
+        // Short critical sections that cannot leave the bucket inconsistent.
+        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        bucket.charge(Instant::now(), cpu)
+    }
+
+    /// Waits while the container is in debt: called before a new instance
+    /// starts work, so that requests too short to see an epoch tick are
+    /// held back too.
+    pub(crate) async fn admit(&self) {
+        if let Some(wait) = self.charge() {
+            self.wait(wait).await;
+        }
+    }
+
+    fn wait(&self, wait: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let stats = self.stats.clone();
+        async move {
+            let started = Instant::now();
+            tokio::time::sleep(wait).await;
+            stats.add_throttled(started.elapsed());
+        }
+    }
+}
+
 type YieldFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// What the epoch callback of one guest does: account its CPU time and,
-/// with a limit, hold it back while it is over budget.
+/// What the epoch callback of one guest instance does: account its CPU
+/// time and, with a limit, hold it back while its container is over budget.
 #[derive(Debug)]
 pub(crate) struct Governor {
     meter: Arc<Meter>,
-    bucket: Option<Bucket>,
+    throttle: Option<Throttle>,
 }
 
 impl Governor {
-    pub(crate) fn new(meter: Arc<Meter>, bucket: Option<Bucket>) -> Self {
-        Self { meter, bucket }
+    pub(crate) fn new(meter: Arc<Meter>, throttle: Option<Throttle>) -> Self {
+        Self { meter, throttle }
     }
 
     /// Called by the epoch deadline callback (inside the guest's poll).
     pub(crate) fn on_tick(&mut self) -> UpdateDeadline {
-        let cpu = self.meter.checkpoint();
-        let wait = self.bucket.as_mut().and_then(|bucket| bucket.charge(Instant::now(), cpu));
+        self.meter.checkpoint();
+        let wait = self.throttle.as_ref().and_then(|throttle| Some((throttle, throttle.charge()?)));
         let future: YieldFuture = match wait {
             None => Box::pin(tokio::task::yield_now()),
-            Some(wait) => {
-                let stats = self.meter.stats().clone();
-                Box::pin(async move {
-                    let started = Instant::now();
-                    tokio::time::sleep(wait).await;
-                    stats.add_throttled(started.elapsed());
-                })
-            }
+            Some((throttle, wait)) => Box::pin(throttle.wait(wait)),
         };
         UpdateDeadline::YieldCustom(1, future)
     }
@@ -141,12 +201,31 @@ mod tests {
     }
 
     #[test]
-    fn unconstraining_limits_have_no_bucket() {
-        let now = Instant::now();
-        assert!(Bucket::new(0, PERIOD, Duration::ZERO, now, 0).is_none());
-        assert!(Bucket::new(1000, PERIOD, Duration::ZERO, now, 0).is_none());
-        assert!(Bucket::new(4000, PERIOD, Duration::ZERO, now, 0).is_none());
-        assert!(Bucket::new(999, PERIOD, Duration::ZERO, now, 0).is_some());
+    fn unconstraining_limits_have_no_throttle() {
+        let throttle =
+            |millis, concurrent| Throttle::new(millis, PERIOD, Duration::ZERO, GuestStats::new(), concurrent);
+        assert!(throttle(0, false).is_none());
+        assert!(throttle(1000, false).is_none());
+        assert!(throttle(4000, false).is_none());
+        assert!(throttle(999, false).is_some());
+        // Concurrent instances can use more than one CPU.
+        assert!(throttle(0, true).is_none());
+        assert!(throttle(1500, true).is_some());
+    }
+
+    /// Every instance charges the shared bucket with the container's
+    /// cumulative CPU: two instances' CPU together put it in debt.
+    #[test]
+    fn instances_share_one_bucket() {
+        let stats = GuestStats::new();
+        let a = Throttle::new(100, PERIOD, Duration::ZERO, stats.clone(), true).unwrap();
+        let b = a.clone();
+        // 6 ms by each instance: 12 ms against a 10 ms quota.
+        stats.add_cpu(6 * MS);
+        assert_eq!(a.charge(), None);
+        stats.add_cpu(6 * MS);
+        let wait = b.charge().unwrap();
+        assert!(wait > ms(10) && wait <= ms(20), "{wait:?}");
     }
 
     /// 100m: the bucket holds one 10 ms quota; a 10 ms slice beyond it means

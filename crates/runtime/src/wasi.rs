@@ -24,45 +24,104 @@
 //!   on the caller's thread.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use wasmtime_wasi::cli::AsyncStdoutStream;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::run::StartError;
-use crate::spec::{GuestSpec, Mount};
+use crate::sockets::SocketPolicy;
+use crate::spec::{GuestSpec, Mount, Output};
 
 /// The guest name of the preopen that stands for the working directory.
 const CWD_PREOPEN: &str = ".";
 
-/// A WASI builder for `spec`, with stdio buffered by `stdio_buffer` bytes.
-pub(crate) fn builder(spec: GuestSpec, stdio_buffer: usize) -> Result<WasiCtxBuilder, StartError> {
-    let GuestSpec { argv, env, mounts, working_dir, stdout, stderr, limits: _, stats: _ } = spec;
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.args(&argv).envs(&env);
-    wasi.stdout(AsyncStdoutStream::new(stdio_buffer, stdout.into_inner()));
-    wasi.stderr(AsyncStdoutStream::new(stdio_buffer, stderr.into_inner()));
-    for mount in &mounts {
-        wasi.preopened_dir(&mount.host, &mount.guest, perms(mount.read_only)).map_err(|source| StartError::Mount {
-            guest: mount.guest.clone(),
-            host: mount.host.clone(),
-            reason: crate::run::flatten(&source),
-            source,
-        })?;
-    }
-    if let Some(dir) = working_dir {
-        if !env.iter().any(|(name, _)| name == "PWD") {
-            wasi.env("PWD", &dir);
+/// Everything of a [`GuestSpec`] that goes into a WASI context except its
+/// stdio: built once, then turned into one context per instance (a command
+/// has one; a `wasi:http` server one per request).
+#[derive(Debug)]
+pub(crate) struct Template {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Mounts, then the working directory's preopen as `.` if it has one.
+    preopens: Vec<Preopen>,
+    working_dir: Option<String>,
+    sockets: Arc<SocketPolicy>,
+}
+
+#[derive(Debug)]
+struct Preopen {
+    host: PathBuf,
+    guest: String,
+    read_only: bool,
+    /// Whether this is the working directory (for the error it gives).
+    cwd: bool,
+}
+
+impl Template {
+    /// The template of `spec` (its stdio, limits and stats are left out).
+    pub(crate) fn new(spec: &GuestSpec) -> Result<Self, StartError> {
+        let mut env = spec.env.clone();
+        let mut preopens: Vec<Preopen> = spec
+            .mounts
+            .iter()
+            .map(|m| Preopen { host: m.host.clone(), guest: m.guest.clone(), read_only: m.read_only, cwd: false })
+            .collect();
+        if let Some(dir) = &spec.working_dir {
+            if !env.iter().any(|(name, _)| name == "PWD") {
+                env.push(("PWD".to_owned(), dir.clone()));
+            }
+            if let Some((host, read_only)) = host_dir(&spec.mounts, dir)? {
+                preopens.push(Preopen { host, guest: CWD_PREOPEN.to_owned(), read_only, cwd: true });
+            }
         }
-        wasi.initial_cwd(&dir);
-        if let Some((host, read_only)) = host_dir(&mounts, &dir)? {
-            wasi.preopened_dir(&host, CWD_PREOPEN, perms(read_only)).map_err(|source| StartError::WorkingDir {
-                dir: dir.clone(),
-                reason: crate::run::flatten(&source),
-                source,
+        Ok(Self {
+            argv: spec.argv.clone(),
+            env,
+            preopens,
+            working_dir: spec.working_dir.clone(),
+            sockets: Arc::new(spec.sockets.clone()),
+        })
+    }
+
+    /// The guest's socket policy.
+    pub(crate) fn sockets(&self) -> Arc<SocketPolicy> {
+        Arc::clone(&self.sockets)
+    }
+
+    /// A WASI builder with arguments, environment, preopens (opened now, one
+    /// `open` each) and the socket policy; stdio is the caller's to set.
+    pub(crate) fn builder(&self) -> Result<WasiCtxBuilder, StartError> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.args(&self.argv).envs(&self.env);
+        if let Some(dir) = &self.working_dir {
+            wasi.initial_cwd(dir);
+        }
+        for open in &self.preopens {
+            wasi.preopened_dir(&open.host, &open.guest, perms(open.read_only)).map_err(|source| {
+                let reason = crate::run::flatten(&source);
+                match (&self.working_dir, open.cwd) {
+                    (Some(dir), true) => StartError::WorkingDir { dir: dir.clone(), reason, source },
+                    _ => StartError::Mount { guest: open.guest.clone(), host: open.host.clone(), reason, source },
+                }
             })?;
         }
+        self.sockets.apply(&mut wasi);
+        Ok(wasi)
     }
+}
+
+/// A WASI builder for `spec`, with stdio buffered by `stdio_buffer` bytes.
+pub(crate) fn builder(spec: GuestSpec, stdio_buffer: usize) -> Result<WasiCtxBuilder, StartError> {
+    let mut wasi = Template::new(&spec)?.builder()?;
+    wasi.stdout(stdio(spec.stdout, stdio_buffer));
+    wasi.stderr(stdio(spec.stderr, stdio_buffer));
     Ok(wasi)
+}
+
+/// A guest output stream in front of `output`, buffering `buffer` bytes.
+pub(crate) fn stdio(output: Output, buffer: usize) -> AsyncStdoutStream {
+    AsyncStdoutStream::new(buffer, output.into_inner())
 }
 
 fn perms(read_only: bool) -> FsPerms {

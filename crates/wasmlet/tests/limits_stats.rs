@@ -99,7 +99,8 @@ async fn busy_guests_do_not_starve_the_agent() {
     ticker["spec"]["containers"][0]["env"] = serde_json::json!([{ "name": "TICK_MS", "value": "100" }]);
     pods::create(&ns, ticker).await;
     for i in 0..4 {
-        pods::wait_for(&api, &format!("spin-{i}"), POD_TIMEOUT, || node.log_tail(40), |p| pods::running(p, "main")).await;
+        pods::wait_for(&api, &format!("spin-{i}"), POD_TIMEOUT, || node.log_tail(40), |p| pods::running(p, "main"))
+            .await;
     }
     pods::wait_for(&api, "ticker", POD_TIMEOUT, || node.log_tail(40), |p| pods::running(p, "main")).await;
 

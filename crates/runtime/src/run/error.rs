@@ -24,6 +24,37 @@ pub enum StartError {
         /// The names the component exports.
         exports: Vec<String>,
     },
+    /// [`Runtime::serve_http`](crate::Runtime::serve_http) was given code that
+    /// is not a `wasi:http/proxy` component (see [`World`](crate::World)).
+    #[error(
+        "cannot serve HTTP: the {kind} does not export wasi:http/incoming-handler (its exports: {})",
+        if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+    )]
+    NotHttpProxy {
+        /// Module or component.
+        kind: Kind,
+        /// The names the component exports.
+        exports: Vec<String>,
+    },
+    /// An HTTP server was given no address to listen on.
+    #[error("cannot serve HTTP: no address to listen on (the container declares no port)")]
+    NoListenAddress,
+    /// The HTTP server's limits are unusable.
+    #[error("invalid HTTP server limits: {reason}")]
+    InvalidHttpLimits {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A listener could not be bound (e.g. the address is in use, or not an
+    /// address of this node).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The code imports something the host does not provide, or with the
     /// wrong type.
     #[error("cannot link the {kind}: {reason}")]
@@ -105,6 +136,10 @@ impl StartError {
             Self::InvalidWorkingDir { .. } | Self::WorkingDir { .. } => "working_dir",
             Self::Instantiate { .. } => "instantiate",
             Self::MissingStart { .. } => "missing_start",
+            Self::NotHttpProxy { .. } => "not_http_proxy",
+            Self::NoListenAddress => "no_listen_address",
+            Self::InvalidHttpLimits { .. } => "invalid_http_limits",
+            Self::Bind { .. } => "bind",
         }
     }
 }

@@ -24,12 +24,12 @@ use crate::limiter::{Counts, Limiter};
 use crate::meter::Meter;
 use crate::runtime::Runtime;
 use crate::spec::GuestSpec;
-use crate::throttle::{Bucket, Governor};
+use crate::throttle::{Governor, Throttle};
 use crate::timed::Timed;
 
 pub use self::error::StartError;
 pub(crate) use self::error::flatten;
-pub(crate) use self::store::{Linked, Linkers};
+pub(crate) use self::store::{HasLimiter, Linked, Linkers, new_store};
 
 /// How a guest future ended: before it started, or with an exit.
 pub(crate) enum Outcome {
@@ -108,10 +108,9 @@ impl Runtime {
         let wasi = crate::wasi::builder(spec, config.stdio_buffer_bytes)?;
         stats.start(std::time::SystemTime::now());
         let meter = Meter::new(stats.clone());
-        let bucket = cpu_millis.and_then(|millis| {
-            Bucket::new(millis, config.cpu_period, config.cpu_burst, tokio::time::Instant::now(), 0)
-        });
-        let governor = Governor::new(meter.clone(), bucket);
+        let throttle = cpu_millis
+            .and_then(|millis| Throttle::new(millis, config.cpu_period, config.cpu_burst, stats.clone(), false));
+        let governor = Governor::new(meter.clone(), throttle);
         let engine = &inner.engine;
         let guest: GuestFuture<'_> = match linked {
             Linked::Core(pre) => Box::pin(core::run(engine, pre, wasi, limiter, governor)),

@@ -8,12 +8,10 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::error::{StartError, flatten};
-use crate::compiled::Kind;
+use crate::compiled::{Kind, World};
+use crate::http::{HttpPre, HttpState};
 use crate::limiter::Limiter;
 use crate::throttle::Governor;
-
-/// The exported interface that makes a component a command.
-const CLI_RUN: &str = "wasi:cli/run";
 
 /// Store state of a core module guest (WASI preview 1).
 pub(crate) struct CoreState {
@@ -78,6 +76,7 @@ pub(crate) enum Linked {
 pub(crate) struct Linkers {
     core: Linker<CoreState>,
     component: component::Linker<ComponentState>,
+    http: component::Linker<HttpState>,
 }
 
 impl Linkers {
@@ -86,7 +85,13 @@ impl Linkers {
         wasmtime_wasi::p1::add_to_linker_async(&mut core, |state: &mut CoreState| &mut state.wasi)?;
         let mut component = component::Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component)?;
-        Ok(Self { core, component })
+        let http = crate::http::linker(engine)?;
+        Ok(Self { core, component, http })
+    }
+
+    /// Links a `wasi:http/proxy` component for serving.
+    pub(crate) fn link_http(&self, component: &Component) -> Result<HttpPre, StartError> {
+        crate::http::link(&self.http, component)
     }
 
     pub(crate) fn link_module(&self, module: &Module) -> Result<Linked, StartError> {
@@ -100,7 +105,7 @@ impl Linkers {
     pub(crate) fn link_component(&self, engine: &Engine, component: &Component) -> Result<Linked, StartError> {
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
-        if !exports.iter().any(|name| is_cli_run(name)) {
+        if World::of_exports(&exports) != World::Command {
             return Err(StartError::UnsupportedComponent { exports });
         }
         let pre = self
@@ -112,24 +117,6 @@ impl Linkers {
     }
 }
 
-/// `wasi:cli/run`, with or without a version.
-fn is_cli_run(name: &str) -> bool {
-    name.strip_prefix(CLI_RUN).is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
-}
-
 fn link_error(kind: Kind, source: wasmtime::Error) -> StartError {
     StartError::Link { kind, reason: flatten(&source), source }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognizes_cli_run() {
-        assert!(is_cli_run("wasi:cli/run@0.2.3"));
-        assert!(is_cli_run("wasi:cli/run"));
-        assert!(!is_cli_run("wasi:cli/runner@0.2.3"));
-        assert!(!is_cli_run("wasi:http/incoming-handler@0.2.3"));
-    }
 }

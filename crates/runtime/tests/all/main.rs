@@ -10,6 +10,7 @@ mod component;
 mod core;
 mod cpu;
 mod fs;
+mod http;
 mod stop;
 
 use std::path::PathBuf;

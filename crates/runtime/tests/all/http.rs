@@ -1,0 +1,262 @@
+//! `Runtime::serve_http`: a `wasi:http/proxy` component served over real
+//! TCP, one fresh instance per request, isolated failures, limits, the
+//! socket policy and a graceful drain.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wasmlet_runtime::{Exit, ExitReason, HttpSpec, HttpStats, Outbound, Runtime, SocketPolicy, StartError};
+
+use crate::{Capture, WAIT, compile, runtime, spec};
+
+/// A server of `http-ctl` on an ephemeral loopback port.
+struct Served {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    stats: HttpStats,
+    stderr: Capture,
+    task: JoinHandle<Result<Exit, StartError>>,
+}
+
+impl Served {
+    async fn start(tweak: impl FnOnce(&mut HttpSpec)) -> Self {
+        let runtime = runtime();
+        let compiled = compile(&runtime, "http-ctl.wasm").await;
+        let (guest, _, stderr) = spec(&["http-ctl"], &[]);
+        let mut spec = HttpSpec::new(guest, vec!["127.0.0.1:0".parse().unwrap()]);
+        let (tx, rx) = oneshot::channel();
+        spec.ready = Some(tx);
+        let stats = HttpStats::new();
+        spec.stats = Some(stats.clone());
+        tweak(&mut spec);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(runtime, compiled, spec, stop.clone()));
+        let listening = tokio::time::timeout(WAIT, rx).await.expect("no readiness in time").expect("server failed");
+        Self { addr: listening.addrs[0], stop, stats, stderr, task }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        get(self.addr, path).await.expect("request failed")
+    }
+
+    async fn stop(self) -> Exit {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task).await.expect("server did not stop").unwrap().unwrap()
+    }
+}
+
+async fn serve(
+    runtime: Runtime,
+    compiled: wasmlet_runtime::Compiled,
+    spec: HttpSpec,
+    stop: CancellationToken,
+) -> Result<Exit, StartError> {
+    runtime.serve_http(&compiled, spec, stop).await
+}
+
+/// One `GET` over a fresh HTTP/1.1 connection: status and body.
+async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut conn = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, conn.read_to_end(&mut response)).await.expect("no response in time")?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, dechunk(&body)))
+}
+
+/// The payload of a chunked body (or the body itself when not chunked).
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { return body.to_owned() };
+        if size == 0 || tail.len() < size {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = tail[size..].trim_start_matches("\r\n");
+    }
+    if out.is_empty() { body.to_owned() } else { out }
+}
+
+#[tokio::test]
+async fn serves_each_request_with_a_fresh_instance() {
+    let served = Served::start(|_| {}).await;
+    assert_eq!(served.get("/").await, (200, "hello from http-ctl\n".into()));
+    // A fresh instance per request: the guest's counter is 1 every time.
+    for _ in 0..3 {
+        assert_eq!(served.get("/count").await, (200, "1".into()));
+    }
+    assert_eq!(served.get("/nowhere").await.0, 404);
+    assert_eq!(served.stats.requests(), 5);
+    assert_eq!(served.stats.errors(), 0);
+    let exit = served.stop().await;
+    assert_eq!((exit.code, exit.reason), (0, ExitReason::Stopped), "{exit:?}");
+}
+
+#[tokio::test]
+async fn a_trapping_request_gets_500_and_the_server_keeps_serving() {
+    let served = Served::start(|_| {}).await;
+    let (status, body) = served.get("/trap").await;
+    assert_eq!(status, 500);
+    assert!(!body.contains("unreachable"), "no trap detail leaks to the client: {body}");
+    assert_eq!(served.get("/").await.0, 200);
+    assert_eq!(served.stats.errors(), 1);
+    served.stderr.wait_for("wasmlet: request").await;
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn memory_limit_applies_to_each_instance() {
+    let served = Served::start(|spec| spec.guest.limits.memory_bytes = Some(32 << 20)).await;
+    assert_eq!(served.get("/alloc?mb=4").await, (200, "allocated 4".into()));
+    assert_eq!(served.get("/alloc?mb=64").await.0, 500);
+    assert_eq!(served.get("/alloc?mb=4").await.0, 200, "the server survives an instance out of memory");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_past_its_timeout_gets_504() {
+    let served = Served::start(|spec| spec.limits.request_timeout = Some(Duration::from_millis(300))).await;
+    assert_eq!(served.get("/sleep?ms=5000").await.0, 504);
+    assert_eq!(served.stats.timeouts(), 1);
+    assert_eq!(served.get("/").await.0, 200);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn stop_refuses_new_connections_and_lets_requests_in_flight_finish() {
+    let served = Served::start(|spec| spec.drain = Duration::from_secs(30)).await;
+    let addr = served.addr;
+    let in_flight = tokio::spawn(async move { get(addr, "/sleep?ms=1500").await });
+    // Wait until the request is in the guest, then stop.
+    tokio::time::timeout(WAIT, async {
+        while served.stats.in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the request never reached the guest");
+    served.stop.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(get(addr, "/").await.is_err(), "a stopping server accepts no new connection");
+    assert_eq!(in_flight.await.unwrap().unwrap(), (200, "slept 1500".into()));
+    let exit = tokio::time::timeout(WAIT, served.task).await.unwrap().unwrap().unwrap();
+    assert_eq!((exit.code, exit.reason), (0, ExitReason::Stopped), "{exit:?}");
+}
+
+#[tokio::test]
+async fn requests_left_after_the_drain_period_are_dropped_with_137() {
+    let served = Served::start(|spec| spec.drain = Duration::from_millis(300)).await;
+    let addr = served.addr;
+    let in_flight = tokio::spawn(async move { get(addr, "/sleep?ms=20000").await });
+    tokio::time::timeout(WAIT, async {
+        while served.stats.in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the request never reached the guest");
+    let exit = served.stop().await;
+    assert_eq!(exit.code, 137, "{exit:?}");
+    let dropped = in_flight.await.unwrap();
+    assert!(!matches!(dropped, Ok((200, _))), "the dropped request did not complete: {dropped:?}");
+}
+
+#[tokio::test]
+async fn sockets_follow_the_policy() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let undeclared = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let served = Served::start(|spec| {
+        spec.guest.sockets = SocketPolicy {
+            pod_ips: vec!["127.0.0.1".parse().unwrap()],
+            tcp_ports: BTreeSet::from([free]),
+            ..SocketPolicy::default()
+        };
+    })
+    .await;
+    let (status, body) = served.get(&format!("/listen?addr=127.0.0.1:{free}")).await;
+    assert_eq!(status, 200, "a declared port on the pod IP: {body}");
+    let (status, body) = served.get(&format!("/listen?addr=127.0.0.1:{undeclared}")).await;
+    assert_eq!(status, 403, "an undeclared port: {body}");
+    let (status, body) = served.get(&format!("/listen?addr=0.0.0.0:{free}")).await;
+    assert_eq!(status, 403, "the unspecified address: {body}");
+    // Loopback is the node's: refused by default.
+    let (status, body) = served.get(&format!("/connect?addr={target_addr}")).await;
+    assert_eq!(status, 403, "loopback is refused by default: {body}");
+    served.stop().await;
+
+    let served = Served::start(|spec| {
+        spec.guest.sockets.outbound = Outbound::Only(vec!["127.0.0.0/8".parse().unwrap()]);
+    })
+    .await;
+    let (status, body) = served.get(&format!("/connect?addr={target_addr}")).await;
+    assert_eq!((status, body), (200, format!("connected to {target_addr}")));
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn only_http_proxy_components_are_served() {
+    let runtime = runtime();
+    let compiled = compile(&runtime, "hello-p2.wasm").await;
+    let (guest, _, _) = spec(&["hello"], &[]);
+    let spec = HttpSpec::new(guest, vec!["127.0.0.1:0".parse().unwrap()]);
+    let err = runtime.serve_http(&compiled, spec, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, StartError::NotHttpProxy { .. }), "{err:?}");
+    assert!(err.to_string().contains("wasi:http/incoming-handler"), "{err}");
+}
+
+#[tokio::test]
+async fn a_port_in_use_fails_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let runtime = runtime();
+    let compiled = compile(&runtime, "http-ctl.wasm").await;
+    let (guest, _, _) = spec(&["http-ctl"], &[]);
+    let spec = HttpSpec::new(guest, vec![taken.local_addr().unwrap()]);
+    let err = runtime.serve_http(&compiled, spec, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, StartError::Bind { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_p2_command_listens_only_where_the_policy_allows() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let runtime = runtime();
+    let compiled = compile(&runtime, "tcp-listen.wasm").await;
+    let addr = format!("127.0.0.1:{port}");
+
+    // Not declared: refused.
+    let (guest, _, stderr) = spec(&["tcp-listen", &addr], &[]);
+    let exit = crate::run(&runtime, &compiled, guest).await.unwrap();
+    assert_eq!(exit.code, 1, "{exit:?}");
+    assert!(stderr.text().contains("listen failed"), "{}", stderr.text());
+
+    // Declared: it listens and serves one connection.
+    let (mut guest, stdout, _) = spec(&["tcp-listen", &addr], &[]);
+    guest.sockets = SocketPolicy {
+        pod_ips: vec!["127.0.0.1".parse().unwrap()],
+        tcp_ports: BTreeSet::from([port]),
+        ..SocketPolicy::default()
+    };
+    let run = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.run(&compiled, guest, CancellationToken::new()).await }
+    });
+    stdout.wait_for("listening on").await;
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    let mut greeting = String::new();
+    conn.read_to_string(&mut greeting).await.unwrap();
+    assert_eq!(greeting, "hello from tcp-listen\n");
+    let exit = tokio::time::timeout(WAIT, run).await.unwrap().unwrap().unwrap();
+    assert_eq!(exit.code, 0, "{exit:?}");
+}

@@ -2,6 +2,7 @@
 //! (cached by digest in the runtime), argv/env, limits, the attempt's log file,
 //! and the mapping of how a guest ended to a container termination.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Container;
@@ -27,6 +28,9 @@ pub(crate) enum PrepareError {
     /// A resource limit does not parse.
     #[error("invalid resource limit: {0}")]
     Limit(#[source] quantity::InvalidQuantity),
+    /// A socket-policy annotation does not parse.
+    #[error(transparent)]
+    Sockets(#[from] crate::sockets::InvalidAnnotation),
 }
 
 /// A guest ready to start, possibly several times (restarts).
@@ -38,6 +42,7 @@ pub(crate) struct Prepared {
     working_dir: Option<String>,
     mounts: Vec<wasmlet_runtime::Mount>,
     limits: Limits,
+    sockets: wasmlet_runtime::SocketPolicy,
 }
 
 /// One run of a container.
@@ -57,10 +62,12 @@ impl Attempt {
 }
 
 impl Prepared {
-    /// The spec for one run, writing to the attempt's log and reporting to `stats`.
-    pub(crate) fn spec(&self, attempt: &Attempt, stats: wasmlet_runtime::GuestStats) -> GuestSpec {
+    /// The spec for one run, writing to the attempt's log and reporting to
+    /// `stats`, with the pod's address `pod_ip`.
+    pub(crate) fn spec(&self, attempt: &Attempt, stats: wasmlet_runtime::GuestStats, pod_ip: IpAddr) -> GuestSpec {
         let mut spec = self.base(self.argv.clone());
         spec.stats = Some(stats);
+        spec.sockets = crate::sockets::with_pod_ip(self.sockets.clone(), pod_ip);
         if let Some(log) = &attempt.log {
             spec.stdout = Output::new(log.writer(Stream::Stdout));
             spec.stderr = Output::new(log.writer(Stream::Stderr));
@@ -69,7 +76,9 @@ impl Prepared {
     }
 
     /// The spec of an `exec`: a new instance of the container's guest with
-    /// the container's environment, mounts and limits, and `argv`.
+    /// the container's environment, mounts and limits, and `argv`. It may
+    /// connect out as the container may, but not listen (the container's
+    /// ports are the container's).
     pub(crate) fn exec_spec(&self, argv: Vec<String>, stdout: Option<Output>, stderr: Option<Output>) -> GuestSpec {
         let mut spec = self.base(argv);
         if let Some(out) = stdout {
@@ -92,6 +101,7 @@ impl Prepared {
         spec.working_dir = self.working_dir.clone();
         spec.mounts = self.mounts.clone();
         spec.limits = self.limits;
+        spec.sockets = self.sockets.clone();
         spec
     }
 }
@@ -124,6 +134,7 @@ pub(crate) async fn prepare(
     let memory = limit("memory", quantity::units)?;
     let cpu = limit("cpu", quantity::milli)?;
     let probes = crate::probe::specs(&w.spec)?;
+    let sockets = crate::sockets::policy(&w.pod, &w.spec)?;
     Ok(Prepared {
         compiled,
         probes,
@@ -132,6 +143,7 @@ pub(crate) async fn prepare(
         working_dir: w.spec.working_dir.clone(),
         mounts,
         limits: Limits { memory_bytes: memory.map(|m| m.max(0) as u64), cpu_millis: cpu.map(|c| c.max(1) as u64) },
+        sockets,
     })
 }
 
@@ -187,8 +199,8 @@ pub(crate) fn terminated(outcome: Result<Exit, StartError>, started_at: Timestam
     }
 }
 
-/// The container's `preStop` sleep, if it has one. (Exec and HTTP hooks need
-/// exec and pod networking, which come later.)
+/// The container's `preStop` sleep, if it has one. (Exec and HTTP hooks are
+/// not run.)
 pub(crate) fn pre_stop(container: &Container) -> Option<Duration> {
     let sleep = container.lifecycle.as_ref()?.pre_stop.as_ref()?.sleep.as_ref()?;
     Some(Duration::from_secs(sleep.seconds.max(0) as u64))

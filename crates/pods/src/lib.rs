@@ -31,12 +31,13 @@ mod pull_secrets;
 pub use wasmlet_quantity as quantity;
 pub mod record;
 mod recovery;
+pub mod sockets;
 mod spawn;
-mod streaming;
-mod telemetry;
 pub mod spec;
 pub mod state;
 pub mod status;
+mod streaming;
+mod telemetry;
 mod worker;
 
 use std::collections::HashMap;

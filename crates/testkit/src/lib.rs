@@ -7,6 +7,7 @@
 //! - [`wait`] waits for a condition on an object with a timeout, and on
 //!   timeout reports the object and the tail of every component's log.
 
+pub mod http;
 mod namespace;
 pub mod node;
 pub mod pods;
@@ -25,9 +26,12 @@ pub use wasmlet_testbed::{Testbed, fixtures::Fixture};
 static TESTBED: OnceCell<Testbed> = OnceCell::const_new();
 static TRACING: OnceLock<()> = OnceLock::new();
 
-/// Installs a test tracing subscriber once (filter from `RUST_LOG`, default warn).
+/// Installs a test tracing subscriber once (filter from `RUST_LOG`, default
+/// warn), and the process's rustls crypto provider (two are linked, so
+/// rustls cannot pick one itself; the agent uses the same).
 pub fn trace_init() {
     TRACING.get_or_init(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
+use wasmlet_runtime::{Exit, ExitReason, HttpSpec, StartError, World};
 
 use super::{State, Terminal, Transition, edges};
 use crate::events::reason;
@@ -24,6 +25,32 @@ use crate::worker::{ContainerWorker, Role};
 use crate::{guest, pull_secrets};
 
 type Step<'a> = BoxFuture<'a, Transition<ContainerWorker>>;
+
+/// A guest's run (a module or command, or a `wasi:http` server).
+type GuestRun<'a> = BoxFuture<'a, Result<Exit, StartError>>;
+
+/// Stops a running guest: a module or command stops at once, a server stops
+/// accepting and drains what is in flight; whatever is still running after
+/// `grace` is dropped, as the kubelet's kill at the end of the grace period.
+async fn stop(run: &mut GuestRun<'_>, guest_stop: &CancellationToken, grace: Duration) -> Result<Exit, StartError> {
+    guest_stop.cancel();
+    match tokio::time::timeout(grace, &mut *run).await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(Exit {
+            code: wasmlet_runtime::exit::OOM_EXIT_CODE,
+            reason: ExitReason::Stopped,
+            message: format!("killed: still running at the end of the grace period of {}s", grace.as_secs()),
+            wall: Duration::ZERO,
+            cpu: Duration::ZERO,
+        }),
+    }
+}
+
+/// The pod's own grace period (`terminationGracePeriodSeconds`, default 30 s).
+fn spec_grace(pod: &k8s_openapi::api::core::v1::Pod) -> Duration {
+    let seconds = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    Duration::from_secs(seconds.max(0) as u64)
+}
 
 /// How long `ErrImagePull` shows before `ImagePullBackOff` replaces it.
 const ERR_IMAGE_PULL_HOLD: Duration = Duration::from_secs(2);
@@ -234,13 +261,6 @@ impl State<ContainerWorker> for Running {
             let started_at = Timestamp::now();
             let pod_ip = w.record.lock().unwrap_or_else(|p| p.into_inner()).pod_ip.clone();
             let pod_ip = pod_ip.and_then(|ip| ip.parse().ok()).unwrap_or(w.shared.config.node_ip);
-            let mut prober = Prober::new(self.guest.probes.clone(), pod_ip, tokio::time::Instant::now());
-            let (probed_ready, probed_start) = (prober.has_readiness(), !prober.started());
-            w.update(|c| {
-                c.state = ContainerState::Running { started_at };
-                c.started = !probed_start;
-                c.ready = c.started && !probed_ready;
-            });
             let guest_stop = CancellationToken::new();
             let runtime = w.shared.runtime.clone();
             let stats = wasmlet_runtime::GuestStats::new();
@@ -253,22 +273,52 @@ impl State<ContainerWorker> for Running {
             if let Some(created) = w.created.take() {
                 w.shared.metrics.container_started(created.elapsed());
             }
-            let outcome = {
-                let run = runtime.run(&self.guest.compiled, self.guest.spec(&attempt, stats), guest_stop.clone());
-                let mut run = std::pin::pin!(run);
+            w.update(|c| {
+                c.state = ContainerState::Running { started_at };
+                (c.started, c.ready) = (false, false);
+            });
+            let spec = self.guest.spec(&attempt, stats, pod_ip);
+            let (run, bound) = if self.guest.compiled.world() == World::HttpProxy {
+                // A server: probes start once every port is bound.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let mut http = HttpSpec::new(spec, crate::sockets::http_listen(&w.spec, pod_ip));
+                http.drain = spec_grace(&w.pod);
+                http.ready = Some(tx);
+                let run: GuestRun<'_> = Box::pin(runtime.serve_http(&self.guest.compiled, http, guest_stop.clone()));
+                (run, Some(rx))
+            } else {
+                let run: GuestRun<'_> = Box::pin(runtime.run(&self.guest.compiled, spec, guest_stop.clone()));
+                (run, None)
+            };
+            let mut run = run;
+            let outcome = 'run: {
+                if let Some(bound) = bound {
+                    tokio::select! {
+                        outcome = &mut run => break 'run outcome,
+                        _ = bound => {}
+                        req = w.stopped() => break 'run stop(&mut run, &guest_stop, req.grace).await,
+                    }
+                }
+                let mut prober = Prober::new(self.guest.probes.clone(), pod_ip, tokio::time::Instant::now());
+                let (probed_ready, probed_start) = (prober.has_readiness(), !prober.started());
+                w.update(|c| {
+                    c.started = !probed_start;
+                    c.ready = c.started && !probed_ready;
+                });
                 loop {
                     tokio::select! {
                         outcome = &mut run => break outcome,
                         event = prober.next() => {
                             if on_probe(w, &prober, event).await.is_some() {
                                 // A failed liveness or startup probe: stop the guest now.
-                                guest_stop.cancel();
-                                break run.await;
+                                break stop(&mut run, &guest_stop, spec_grace(&w.pod)).await;
                             }
                         }
                         req = w.stopped() => {
                             // preStop hooks get the grace period; a wasm guest has no
-                            // signal handler, so then it is stopped at once.
+                            // signal handler, so then it is stopped at once (a server
+                            // drains what is in flight within the rest of the grace).
+                            let started = Instant::now();
                             let hook = guest::pre_stop(&w.spec).map(|d| d.min(req.grace));
                             if let Some(d) = hook {
                                 tokio::select! {
@@ -276,12 +326,12 @@ impl State<ContainerWorker> for Running {
                                     () = tokio::time::sleep(d) => {}
                                 }
                             }
-                            guest_stop.cancel();
-                            break run.await;
+                            break stop(&mut run, &guest_stop, req.grace.saturating_sub(started.elapsed())).await;
                         }
                     }
                 }
             };
+            drop(run);
             attempt.flush().await;
             w.attempts.ended(&name);
             let terminated = guest::terminated(outcome, started_at, attempt.container_id);

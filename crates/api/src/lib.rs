@@ -13,9 +13,11 @@
 //! Routes: `/healthz`, `/pods`, `/containerLogs/{namespace}/{pod}/{container}`,
 //! and with a [`Telemetry`] `/stats/summary`, `/metrics/resource`, `/metrics`;
 //! the [`router`](mod@router) module documents them, with the log query
-//! and its statuses. Authentication and authorization are not done yet: the API
-//! answers any client that completes the TLS handshake.
+//! and its statuses. [`auth`] authenticates callers (client certificates,
+//! bearer tokens through TokenReview) and authorizes them through
+//! SubjectAccessReview, as the upstream kubelet does.
 
+pub mod auth;
 mod error;
 mod logs;
 mod names;
@@ -27,6 +29,7 @@ pub mod stats;
 mod streaming;
 mod tls;
 
+pub use auth::Auth;
 pub use provider::{LogSource, LookupError, Provider};
 pub use router::router;
 pub use server::{

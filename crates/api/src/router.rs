@@ -43,12 +43,13 @@
 //! [`LookupError::ContainerNotFound`]: crate::LookupError::ContainerNotFound
 //!
 //! Every request runs in one `request` span with `http.method`,
-//! `http.path` (no query), `client.addr`, and once answered `http.status`
+//! `http.path` (no query), `client.addr`, `user` (once authorized), and once answered `http.status`
 //! and `latency_ms` (time to the response head; a streamed body may go on).
 //!
 //! New routes go in [`with_config`] (the stats routes come from
-//! [`stats::routes`](crate::stats), merged there); authentication and
-//! authorization wrap the router as layers.
+//! [`stats::routes`](crate::stats), merged there). With [`Config::auth`]
+//! every route, the 404 fallback included, is behind authentication and
+//! authorization ([`crate::auth`]): 401 and 403 come before anything else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +81,8 @@ pub struct Config {
     pub shutdown: CancellationToken,
     /// Sources of the stats and metrics routes (none by default).
     pub telemetry: crate::stats::Telemetry,
+    /// Authentication and authorization; `None` answers every client (tests).
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             max_log_streams: DEFAULT_MAX_LOG_STREAMS,
             shutdown: CancellationToken::new(),
             telemetry: crate::stats::Telemetry::default(),
+            auth: None,
         }
     }
 }
@@ -108,7 +112,7 @@ pub fn router(provider: Arc<dyn Provider>) -> Router {
 pub fn with_config(provider: Arc<dyn Provider>, config: Config) -> Router {
     let state =
         AppState { provider, shutdown: config.shutdown, log_streams: Arc::new(Semaphore::new(config.max_log_streams)) };
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/healthz/ping", get(healthz))
         .route("/pods", get(pods))
@@ -116,8 +120,12 @@ pub fn with_config(provider: Arc<dyn Provider>, config: Config) -> Router {
         .merge(crate::streaming::routes(state.provider.streaming(), state.shutdown.clone()))
         .merge(crate::stats::routes(config.telemetry))
         .fallback(not_found)
-        .with_state(state)
-        .layer(middleware::from_fn(trace))
+        .with_state(state);
+    let router = match config.auth {
+        Some(auth) => router.layer(middleware::from_fn_with_state(auth, crate::auth::middleware)),
+        None => router,
+    };
+    router.layer(middleware::from_fn(trace))
 }
 
 async fn healthz() -> &'static str {
@@ -139,6 +147,7 @@ async fn trace(request: Request, next: Next) -> Response {
         http.method = %request.method(),
         http.path = %request.uri().path(),
         client.addr = field::Empty,
+        user = field::Empty,
         http.status = field::Empty,
         latency_ms = field::Empty,
     );

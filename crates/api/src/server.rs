@@ -74,6 +74,12 @@ pub struct ServerConfig {
     pub client_timeout: Duration,
     /// See [`router::Config::max_log_streams`].
     pub max_log_streams: usize,
+    /// CA certificates (PEM) client certificates must chain to; without
+    /// one, clients are not asked for certificates.
+    pub client_ca: Option<PathBuf>,
+    /// Authentication and authorization. `None` answers every client that
+    /// completes the handshake (a warning is logged).
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl ServerConfig {
@@ -86,6 +92,8 @@ impl ServerConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             max_log_streams: router::DEFAULT_MAX_LOG_STREAMS,
+            client_ca: None,
+            auth: None,
         }
     }
 }
@@ -124,7 +132,9 @@ impl Server {
     ///
     /// [`Error::Tls`], [`Error::Bind`].
     pub async fn bind(config: ServerConfig, provider: Arc<dyn Provider>) -> Result<Server> {
-        let tls = Tls::load(&config.cert, &config.key).await.map_err(Error::Tls)?;
+        let tls = Tls::load_with_client_ca(&config.cert, &config.key, config.client_ca.as_deref())
+            .await
+            .map_err(Error::Tls)?;
         let bind_error = |source| Error::Bind { addr: config.addr, source };
         let listener = TcpListener::bind(config.addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
@@ -165,8 +175,12 @@ impl Server {
                 max_log_streams: self.config.max_log_streams,
                 shutdown: cancel.clone(),
                 telemetry: self.telemetry,
+                auth: self.config.auth.clone(),
             },
         );
+        if self.config.auth.is_none() {
+            warn!(%addr, "the kubelet API authenticates nobody: every client is served");
+        }
         let acceptor = RustlsAcceptor::new(self.tls.rustls()).handshake_timeout(self.config.client_timeout);
         let handle: Handle<SocketAddr> = Handle::new();
         let mut server =

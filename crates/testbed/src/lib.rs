@@ -21,6 +21,7 @@ pub mod pki;
 pub mod process;
 pub mod registry;
 mod testbed;
+mod tokens;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ pub use kubeconfig::client as client_from_kubeconfig;
 pub use nodes::{NodeCredentials, host_ip};
 pub use registry::PrivateRegistry;
 pub use testbed::{COMPONENTS, Testbed};
+pub use tokens::BootstrapToken;
 
 /// Errors of the test bed, named after the step that failed.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@ use wasmlet_oci::{ClientOptions, Clients, Store};
 use wasmlet_pods::{Allocatable, BackoffConfig, Images, Pods, WasmPolicy, quantity};
 
 use crate::config::Settings;
-use crate::tls;
+use crate::{api, identity};
 
 /// The longest a pod's containers get to stop when the agent shuts down.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -33,17 +33,18 @@ const RUNTIME_CLASS: &str = "wasmlet";
 
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let kubeconfig = kube::config::Kubeconfig::read_from(&settings.kubeconfig)?;
-    let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .context("loading the kubeconfig")?;
-    let client = kube::Client::try_from(client_config).context("building the API client")?;
-
     let shutdown = CancellationToken::new();
     // Phase-two token: the API server and the heartbeat outlive pod shutdown.
     let late = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(signals(shutdown.clone(), late.clone()));
+
+    let Some(identity) = identity::load(&settings, &shutdown).await? else {
+        late.cancel();
+        return Ok(());
+    };
+    identity.rotate(&settings, &tracker, late.clone());
+    let client = identity.client.clone();
 
     let runtime = wasmlet_runtime::Runtime::new(wasmlet_runtime::Config {
         cache_dir: Some(settings.root_dir.join("cache").join("wasmtime")),
@@ -117,23 +118,13 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         metrics.clone(),
     );
 
-    let (cert, key) =
-        tls::serving_files(settings.tls.clone(), &settings.root_dir, &settings.node_name, settings.node_ip)?;
-    let server = wasmlet_api::ServerConfig::new((settings.node_ip, settings.port).into(), cert, key);
-    let api = wasmlet_api::Server::bind(server, pods.provider(Default::default()))
-        .await
-        .context("starting the kubelet API")?
-        .telemetry(
-            wasmlet_api::Telemetry::new()
-                .stats(pods.stats_source(), wasmlet_metrics::Stats::new(Default::default()))
-                .metrics(metrics.clone()),
-        );
-    let api_done = late.clone();
-    tracker.spawn(async move {
-        if let Err(e) = api.run(api_done).await {
-            tracing::error!(error = %e, "the kubelet API failed");
-        }
-    });
+    let routes = api::Routes {
+        provider: pods.provider(Default::default()),
+        telemetry: wasmlet_api::Telemetry::new()
+            .stats(pods.stats_source(), wasmlet_metrics::Stats::new(Default::default()))
+            .metrics(metrics.clone()),
+    };
+    api::start(&settings, &identity, routes, &tracker, shutdown.clone(), late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
     let ready = synced.clone();

@@ -74,6 +74,36 @@ pub(crate) struct Args {
     /// (upstream 0.8; lower renews sooner).
     #[arg(long, env = "WASMLET_TOKEN_REFRESH_FRACTION")]
     pub(crate) token_refresh_fraction: Option<f64>,
+    /// Kubeconfig with a bootstrap token: when --kubeconfig is missing or
+    /// its certificate has expired, a client certificate is requested with
+    /// it (TLS bootstrapping) and --kubeconfig written.
+    #[arg(long, env = "WASMLET_BOOTSTRAP_KUBECONFIG")]
+    pub(crate) bootstrap_kubeconfig: Option<PathBuf>,
+    /// Directory of the node's certificates and keys (default <root-dir>/pki).
+    #[arg(long, env = "WASMLET_CERT_DIR")]
+    pub(crate) cert_dir: Option<PathBuf>,
+    /// Renew the client certificate at 70-90 % of its lifetime (default false).
+    #[arg(long, env = "WASMLET_ROTATE_CERTIFICATES", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) rotate_certificates: Option<bool>,
+    /// Get the serving certificate from the cluster (signer
+    /// kubernetes.io/kubelet-serving; someone must approve the CSR) and renew
+    /// it at 70-90 % of its lifetime (default false).
+    #[arg(long, env = "WASMLET_ROTATE_SERVER_CERTIFICATES", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) rotate_server_certificates: Option<bool>,
+    /// Serve kubelet API requests without credentials as system:anonymous (default false: 401).
+    #[arg(long, env = "WASMLET_ANONYMOUS_AUTH", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) anonymous_auth: Option<bool>,
+    /// CA certificates (PEM) for client certificates on the kubelet API
+    /// (default: the cluster CA of the node kubeconfig).
+    #[arg(long, env = "WASMLET_CLIENT_CA_FILE")]
+    #[serde(rename = "clientCAFile")]
+    pub(crate) client_ca_file: Option<PathBuf>,
+    /// Check bearer tokens on the kubelet API with TokenReview (default true).
+    #[arg(long, env = "WASMLET_AUTHENTICATION_TOKEN_WEBHOOK", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) authentication_token_webhook: Option<bool>,
+    /// `Webhook` (SubjectAccessReview per request, the default) or `AlwaysAllow`.
+    #[arg(long, env = "WASMLET_AUTHORIZATION_MODE")]
+    pub(crate) authorization_mode: Option<String>,
 }
 
 /// The validated settings.
@@ -92,6 +122,7 @@ pub(crate) struct Settings {
     pub(crate) registry_ca: Option<Vec<u8>>,
     pub(crate) pod_network: wasmlet_network::Mode,
     pub(crate) token_refresh_fraction: f64,
+    pub(crate) security: security::Security,
 }
 
 /// An invalid setting.
@@ -127,23 +158,25 @@ impl Args {
             tls_cert_file,
             tls_private_key_file,
             insecure_registries,
-            registry_ca_file
+            registry_ca_file,
+            pod_network,
+            pod_interface,
+            token_refresh_fraction,
+            bootstrap_kubeconfig,
+            cert_dir,
+            rotate_certificates,
+            rotate_server_certificates,
+            anonymous_auth,
+            client_ca_file,
+            authentication_token_webhook,
+            authorization_mode
         );
         Ok(self)
     }
 
     /// Applies defaults and validates everything, without network access.
-    pub(crate) fn settings(self) -> Result<Settings, Invalid> {
-        let kubeconfig = self
-            .kubeconfig
-            .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
-            .ok_or_else(|| invalid("--kubeconfig is required (or set KUBECONFIG)"))?;
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
-            .map_err(|e| invalid(format!("--kubeconfig {}: {e}", kubeconfig.display())))?;
-        if kc.current_context.is_none() && kc.contexts.len() != 1 {
-            return Err(invalid(format!("--kubeconfig {}: no current context", kubeconfig.display())));
-        }
-
+    pub(crate) fn settings(mut self) -> Result<Settings, Invalid> {
+        let security_flags = security::Flags::take(&mut self);
         let node_name = match self.node_name {
             Some(n) => n,
             None => hostname().ok_or_else(|| invalid("cannot determine the host name; set --node-name"))?,
@@ -164,6 +197,7 @@ impl Args {
         std::fs::write(&probe, b"")
             .map_err(|e| invalid(format!("--root-dir {} is not writable: {e}", root_dir.display())))?;
         let _ = std::fs::remove_file(&probe);
+        let (kubeconfig, security) = security_flags.settings(&root_dir, self.tls_cert_file.is_some())?;
 
         let port = self.port.unwrap_or(10250);
         if port == 0 {
@@ -226,6 +260,7 @@ impl Args {
             registry_ca,
             pod_network,
             token_refresh_fraction,
+            security,
         })
     }
 }
@@ -349,6 +384,10 @@ fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     let list: Option<Vec<String>> = serde::Deserialize::deserialize(d)?;
     Ok(list.map(|l| l.join(",")))
 }
+
+mod security;
+
+pub(crate) use security::AuthorizationMode;
 
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,10 @@
 //! This file only parses the configuration (exit 64 when it is invalid),
 //! sets up logging and hands over to [`app::run`].
 
+mod api;
 mod app;
 mod config;
+mod identity;
 mod tls;
 
 use std::process::ExitCode;

@@ -105,3 +105,67 @@ fn labels_and_taints_parse() {
     assert_eq!(taints[1].value, None);
     assert_eq!(taints[1].effect, "NoExecute");
 }
+
+#[test]
+fn security_defaults_are_locked_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), &["--node-name=n1"]).unwrap().security;
+    assert!(!s.anonymous_auth, "anonymous requests get 401 by default");
+    assert!(s.token_webhook);
+    assert_eq!(s.authorization, AuthorizationMode::Webhook);
+    assert_eq!(s.client_ca, None, "the cluster CA of the kubeconfig");
+    assert!(!s.rotate_certificates && !s.rotate_server_certificates);
+    assert_eq!(s.cert_dir, dir.path().join("root").join("pki"));
+    assert!(!s.manages_client_certificate());
+}
+
+#[test]
+fn security_flags_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wasmlet.yaml");
+    std::fs::write(&file, "anonymousAuth: true\nauthorizationMode: AlwaysAllow\nrotateCertificates: true\n").unwrap();
+    let config = format!("--config={}", file.display());
+    let s =
+        settings(dir.path(), &[&config, "--node-name=n1", "--anonymous-auth=false", "--rotate-server-certificates"])
+            .unwrap()
+            .security;
+    assert!(!s.anonymous_auth, "the flag wins over the file");
+    assert_eq!(s.authorization, AuthorizationMode::AlwaysAllow);
+    assert!(s.rotate_certificates && s.rotate_server_certificates);
+    assert!(s.manages_client_certificate());
+}
+
+#[test]
+fn bootstrap_kubeconfig_without_a_node_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = kubeconfig(dir.path());
+    let root = dir.path().join("root");
+    let s = Args::try_parse_from([
+        "wasmlet".to_owned(),
+        format!("--bootstrap-kubeconfig={}", bootstrap.display()),
+        format!("--root-dir={}", root.display()),
+        "--node-name=n1".to_owned(),
+        "--node-ip=127.0.0.1".to_owned(),
+    ])
+    .unwrap()
+    .settings()
+    .unwrap();
+    assert_eq!(s.kubeconfig, root.join("kubelet.kubeconfig"), "written after bootstrapping");
+    assert_eq!(s.security.bootstrap_kubeconfig.as_deref(), Some(bootstrap.as_path()));
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["--node-name=n", "--authorization-mode=RBAC"], "--authorization-mode"),
+        (&["--node-name=n", "--client-ca-file=/nonexistent"], "--client-ca-file"),
+        (&["--node-name=n", "--bootstrap-kubeconfig=/nonexistent/b"], "--bootstrap-kubeconfig"),
+    ];
+    for (extra, want) in cases {
+        let err = settings(dir.path(), extra).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains(want), "{extra:?}: {err}");
+    }
+    let tls = dir.path().join("tls.pem");
+    std::fs::write(&tls, "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n").unwrap();
+    let (cert, key) =
+        (format!("--tls-cert-file={}", tls.display()), format!("--tls-private-key-file={}", tls.display()));
+    let err = settings(dir.path(), &["--node-name=n", &cert, &key, "--rotate-server-certificates"]).unwrap_err();
+    assert!(err.to_string().contains("exclude each other"), "{err}");
+}

@@ -7,7 +7,9 @@
 //! - [`wait`] waits for a condition on an object with a timeout, and on
 //!   timeout reports the object and the tail of every component's log.
 
+pub mod agent;
 pub mod http;
+pub mod kubelet_api;
 mod namespace;
 pub mod node;
 pub mod pods;

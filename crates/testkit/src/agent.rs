@@ -82,9 +82,15 @@ impl Drop for Agent {
 pub fn assert_no_secrets(log: &str, secrets: &[(&str, String)]) -> usize {
     for (what, secret) in secrets {
         assert!(!secret.is_empty(), "empty secret {what}");
-        assert!(!log.contains(secret.as_str()), "the log contains {what}");
-        for line in secret.lines().filter(|l| l.len() >= 24 && !l.starts_with("-----")) {
-            assert!(!log.contains(line), "the log contains a line of {what}");
+        let needles =
+            std::iter::once(secret.as_str()).chain(secret.lines().filter(|l| l.len() >= 24 && !l.starts_with("-----")));
+        for needle in needles {
+            if let Some(at) = log.find(needle) {
+                let start = log[..at].rfind('\n').map_or(0, |i| i + 1);
+                let end = log[at..].find('\n').map_or(log.len(), |i| at + i);
+                let line: String = log[start..end].replace(needle, "<REDACTED>").chars().take(600).collect();
+                panic!("the log contains {what} (redacted here): {line}");
+            }
         }
     }
     log.len()

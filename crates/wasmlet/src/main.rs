@@ -56,13 +56,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `WASMLET_LOG` (else `RUST_LOG`, else `info`);
-/// `WASMLET_LOG_FORMAT=json` switches to JSON lines.
+/// Dependencies that log payloads at DEBUG or TRACE — guest stdout and
+/// stderr (`wasmtime_wasi`'s stream workers), HTTP headers and bodies (the
+/// HTTP stacks) — where secrets a guest prints or a request carries would
+/// end up. They are capped at INFO whatever the filter asks, so wasmlet's
+/// own log never holds them, even at trace level.
+const PAYLOAD_TARGETS: [&str; 6] = ["wasmtime_wasi", "wasmtime_wasi_http", "hyper", "hyper_util", "h2", "tungstenite"];
+
+/// Logs go to stderr, filtered by `WASMLET_LOG` (else `RUST_LOG`, else `info`),
+/// with [`PAYLOAD_TARGETS`] capped at INFO; `WASMLET_LOG_FORMAT=json`
+/// switches to JSON lines.
 fn init_tracing() {
     let filter =
         std::env::var("WASMLET_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_owned());
-    let filter =
+    let mut filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in PAYLOAD_TARGETS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     if std::env::var("WASMLET_LOG_FORMAT").as_deref() == Ok("json") {

@@ -42,6 +42,7 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     }
     wait(&tb, &["-n", NAMESPACE, "wait", "--for=condition=Complete", "job/hello", "--timeout=120s"])?;
     wait(&tb, &["-n", NAMESPACE, "rollout", "status", "deployment/ticker", "--timeout=120s"])?;
+    wait(&tb, &["-n", NAMESPACE, "rollout", "status", "deployment/hello-http", "--timeout=120s"])?;
 
     banner("pods");
     kubectl(&tb, &["-n", NAMESPACE, "get", "jobs,deployments,pods", "-o", "wide"])?;
@@ -50,6 +51,9 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     banner("kubectl logs deployment/ticker --tail=3");
     wait_for_ticks(&tb)?;
     kubectl(&tb, &["-n", NAMESPACE, "logs", "deployment/ticker", "--tail=3"])?;
+    banner("service hello-http: its EndpointSlice, and a GET to each endpoint");
+    kubectl(&tb, &["-n", NAMESPACE, "get", "endpointslices", "-l", "kubernetes.io/service-name=hello-http"])?;
+    get_each_endpoint(&tb)?;
     banner("kubectl get pod crashloop (restarts with back-off)");
     kubectl(&tb, &["-n", NAMESPACE, "get", "pod", "crashloop"])?;
 
@@ -114,6 +118,39 @@ fn wait_for_ticks(tb: &Testbed) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     }
     bail!("the ticker pods printed fewer than 3 lines in 30 s")
+}
+
+/// `GET /` on every ready endpoint of the `hello-http` Service, straight to
+/// the pod IPs (as a service proxy would).
+fn get_each_endpoint(tb: &Testbed) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let jsonpath = "{range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{\"\\n\"}{end}";
+    let selector = "kubernetes.io/service-name=hello-http";
+    let out = kubectl_output(
+        tb,
+        &["-n", NAMESPACE, "get", "endpointslices", "-l", selector, "-o", &format!("jsonpath={jsonpath}")],
+    )?;
+    let ips: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    if ips.is_empty() {
+        bail!("the hello-http Service has no ready endpoint");
+    }
+    for ip in ips {
+        let addr = format!("{ip}:8080");
+        let mut conn = std::net::TcpStream::connect(&addr).with_context(|| format!("connecting to {addr}"))?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        conn.write_all(format!("GET / HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())?;
+        let mut response = String::new();
+        conn.read_to_string(&mut response)?;
+        let status = response.lines().next().unwrap_or_default();
+        // The body, without chunk-size lines if the response is chunked.
+        let body: Vec<&str> = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.lines().filter(|l| !l.is_empty() && !l.chars().all(|c| c.is_ascii_hexdigit())).collect())
+            .unwrap_or_default();
+        let body = body.join("\n");
+        println!("GET http://{addr}/ -> {status} {body:?}");
+    }
+    Ok(())
 }
 
 fn banner(title: &str) {

@@ -77,6 +77,12 @@ async fn kubectl_port_forward_reaches_a_wasi_http_guest() {
         assert_eq!((response.status, response.body.as_str()), (200, "hello from wasi:http\n"));
     }
     child.kill().await.unwrap();
+
+    // A wasi:http component has no command entry point: exec says so.
+    let exec = pods::kubectl(&["exec", "-n", ns.name(), "web", "--", "web"]).await;
+    assert!(!exec.status.success());
+    let err = String::from_utf8_lossy(&exec.stderr);
+    assert!(err.contains("wasi:cli/run"), "{err}");
 }
 
 #[tokio::test]

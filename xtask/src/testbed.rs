@@ -1,4 +1,4 @@
-//! `cargo xtask testbed up|down|node-kubeconfig NAME`.
+//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH`.
 
 use std::path::PathBuf;
 
@@ -45,6 +45,16 @@ enum Command {
         /// The node name.
         name: String,
     },
+    /// Create a bootstrap token (valid for --hours) and write a bootstrap
+    /// kubeconfig holding it to PATH (mode 0600), for
+    /// `wasmlet --bootstrap-kubeconfig PATH` (TLS bootstrapping).
+    BootstrapKubeconfig {
+        /// Where to write it.
+        path: PathBuf,
+        /// How long the token stays valid.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -66,6 +76,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", creds.kubeconfig.display());
             println!("{}", creds.serving.cert.display());
             println!("{}", creds.serving.key.display());
+            Ok(())
+        }
+        Command::BootstrapKubeconfig { path, hours } => {
+            let tb = Testbed::open(&args.location.dir())?;
+            let token = tb.create_bootstrap_token(std::time::Duration::from_secs(hours * 3600)).await?;
+            tb.write_bootstrap_kubeconfig(&path, &token)?;
+            eprintln!("bootstrap token {} (user {}) written to {}", token.id, token.user(), path.display());
             Ok(())
         }
     }

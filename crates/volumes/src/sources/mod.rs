@@ -210,6 +210,8 @@ impl Sources {
     /// published with [`publish`](Self::publish); Services never sync.
     #[cfg(test)]
     pub(crate) fn offline() -> Self {
+        // Two rustls providers are linked into workspace test builds.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a valid URL"));
         let client = kube::Client::try_from(config).expect("a client");
         let (services, _writer) = reflector::store();

@@ -132,6 +132,8 @@ async fn guests_use_sub_paths_and_staged_files() {
 /// Sources whose API server does not exist: enough for volumes that need no
 /// object.
 fn offline_sources(cancel: CancellationToken) -> Sources {
+    // Two rustls providers are linked into workspace test builds.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
     Sources::new(client, sources::Config::default(), cancel)

@@ -130,3 +130,87 @@ async fn client_certificates_are_verified_at_the_handshake() {
     cancel.cancel();
     assert!(tokio::time::timeout(WAIT, serving).await.unwrap().unwrap().is_ok());
 }
+
+/// Reads one HTTP/1.1 response with a `content-length` body.
+fn read_response(tls: &mut impl Read) -> String {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        tls.read_exact(&mut byte).unwrap();
+        raw.push(byte[0]);
+    }
+}
+
+#[tokio::test]
+async fn a_serving_certificate_reload_keeps_open_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Ca::new();
+    let (cert, key) = cluster.write_leaf(dir.path(), "first");
+    let client_ca = dir.path().join("client-ca.crt");
+    std::fs::write(&client_ca, cluster.issuer.pem()).unwrap();
+    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), &cert, &key);
+    config.client_ca = Some(client_ca);
+    config.auth = Some(Arc::new(Auth::new("node-1")));
+    let server = Server::bind(config, Arc::new(Fake::new())).await.unwrap();
+    let (addr, tls) = (server.local_addr(), server.tls());
+    let cancel = CancellationToken::new();
+    let serving = tokio::spawn(server.run(cancel.clone()));
+    let (second_cert, second_key) = cluster.write_leaf(dir.path(), "second");
+    let identity = cluster.leaf("kube-apiserver", vec![], false);
+    let server_ca = cluster.der();
+
+    let outcome = tokio::task::spawn_blocking(move || {
+        let connect = |identity: (CertificateDer<'static>, PrivateKeyDer<'static>)| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(server_ca.clone()).unwrap();
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(vec![identity.0], identity.1)
+                .unwrap();
+            let conn =
+                rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap();
+            let socket = TcpStream::connect(addr).unwrap();
+            socket.set_read_timeout(Some(WAIT)).unwrap();
+            rustls::StreamOwned::new(conn, socket)
+        };
+        let get = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let mut open = connect((identity.0.clone(), identity.1.clone_key()));
+        open.write_all(get.as_bytes()).unwrap();
+        let before = read_response(&mut open);
+        let first_leaf = open.conn.peer_certificates().unwrap()[0].clone();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(tls.reload(&second_cert, &second_key)).unwrap();
+        // The open connection goes on, with its session.
+        open.write_all(get.as_bytes()).unwrap();
+        let after = read_response(&mut open);
+        // A new connection gets the new certificate.
+        let mut fresh = connect(identity);
+        fresh.write_all(get.as_bytes()).unwrap();
+        let new = read_response(&mut fresh);
+        let second_leaf = fresh.conn.peer_certificates().unwrap()[0].clone();
+        (before, after, new, first_leaf != second_leaf)
+    })
+    .await
+    .unwrap();
+    let (before, after, new, changed) = outcome;
+    for response in [&before, &after, &new] {
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("ok"), "{response}");
+    }
+    assert!(changed, "new connections are served with the new certificate");
+    cancel.cancel();
+    assert!(tokio::time::timeout(WAIT, serving).await.unwrap().unwrap().is_ok());
+}

@@ -9,7 +9,9 @@
 //! would, it serves `kubectl logs`, and it renews both certificates —
 //! `kubectl logs` (the API server verifies the kubelet's certificate
 //! against the cluster CA) and its Lease keep working after the first
-//! certificates have expired. Its log, at trace level, holds neither the
+//! certificates have expired, a `kubectl logs -f` opened before stays open
+//! through the serving rotations, and pods created after the rotations run.
+//! Its log, at trace level, holds neither the
 //! bootstrap token nor any private key it made.
 
 use std::os::unix::fs::PermissionsExt;
@@ -167,6 +169,21 @@ async fn bootstrap_token_node_joins_serves_logs_and_rotates_both_certificates() 
     let first_serving = current(&serving_pem).expect("a serving certificate");
     assert_eq!(first_serving.common_name(), Some(format!("system:node:{name}").as_str()));
 
+    // A log follow opened now stays open through every serving rotation
+    // (a TLS reload keeps open connections).
+    let ticker = pods::bare("ticker", &name, &fixture_image("forever").await, &[], "Always");
+    pods::create(&ns, ticker).await;
+    pods::wait_for(&api, "ticker", POD_TIMEOUT, || agent.log_tail(40), |p| pods::running(p, "main")).await;
+    let follow_out = work.path().join("follow.log");
+    let mut follow = Command::new(tb.bin_dir().join("kubectl"))
+        .arg(format!("--kubeconfig={}", tb.admin_kubeconfig().display()))
+        .args(["logs", "-f", "-n", ns.name(), "ticker"])
+        .stdout(std::fs::File::create(&follow_out).unwrap())
+        .stderr(std::fs::File::create(work.path().join("follow.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let follow_started = std::time::Instant::now();
+
     // Both are renewed before they expire; after the first ones have
     // expired the node still heartbeats and serves logs.
     let expiry = first_client.not_after().max(first_serving.not_after()) + Duration::from_secs(5);
@@ -174,6 +191,14 @@ async fn bootstrap_token_node_joins_serves_logs_and_rotates_both_certificates() 
         assert!(agent.running(), "wasmlet exited:\n{}", agent.log_tail(80));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    let followed = follow_started.elapsed();
+    assert!(follow.try_wait().unwrap().is_none(), "kubectl logs -f ended during rotations");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let ticks = std::fs::read_to_string(&follow_out).unwrap().lines().filter(|l| l.starts_with("tick ")).count();
+    let expected = usize::try_from(followed.as_secs()).unwrap_or(0).saturating_sub(5);
+    assert!(ticks >= expected, "the follow saw {ticks} ticks in {followed:?}");
+    eprintln!("one log follow stayed open for {followed:?} ({ticks} ticks) across the serving rotations");
     let client_now = current(&client_pem).expect("a client certificate");
     let serving_now = current(&serving_pem).expect("a serving certificate");
     assert_ne!(client_now.serial(), first_client.serial(), "the client certificate was renewed");
@@ -189,6 +214,12 @@ async fn bootstrap_token_node_joins_serves_logs_and_rotates_both_certificates() 
         agent.log_tail(60)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("argv[1]=rotated"));
+    // Pod sync goes on with the rotated client identity.
+    let after = pods::bare("after", &name, &fixture_image("args-env").await, &["after-rotation"], "Never");
+    pods::create(&ns, after).await;
+    pods::wait_for(&api, "after", POD_TIMEOUT, || agent.log_tail(40), |p| pods::terminated(p, "main").is_some()).await;
+    let out = kubectl(&tb, &["logs", "-n", ns.name(), "after"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("argv[1]=after-rotation"), "{out:?}");
     let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
     let renewed = wait::for_object(&leases, &name, Duration::from_secs(30), |l| {
         let renew = l.and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0));

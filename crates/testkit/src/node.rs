@@ -89,6 +89,14 @@ impl WasmletNode {
             .arg(format!("--registry-ca-file={}", self.ca.display()))
             .args(&self.extra)
             .env("WASMLET_LOG", std::env::var("WASMLET_LOG").unwrap_or_else(|_| "info".into()))
+            // Test nodes share the build machine's disk, which a workspace's
+            // build artefacts can push under the 10 % default; a node with
+            // DiskPressure is tainted and the scheduler skips it. No test
+            // here is about disk pressure, so the threshold is 1 %.
+            .env(
+                "WASMLET_EVICTION_HARD",
+                std::env::var("WASMLET_EVICTION_HARD").unwrap_or_else(|_| "nodefs.available<1%".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

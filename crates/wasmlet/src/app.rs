@@ -165,6 +165,7 @@ fn node_config(s: &Settings) -> NodeConfig {
     c.taints = s.taints.clone();
     c.max_pods = s.max_pods;
     c.root_dir = s.root_dir.clone();
+    c.eviction = s.eviction;
     c.runtime_version = format!("wasmtime://{WASMTIME_VERSION}");
     c
 }

@@ -104,6 +104,10 @@ pub(crate) struct Args {
     /// `Webhook` (SubjectAccessReview per request, the default) or `AlwaysAllow`.
     #[arg(long, env = "WASMLET_AUTHORIZATION_MODE")]
     pub(crate) authorization_mode: Option<String>,
+    /// Hard eviction thresholds, as upstream:
+    /// `memory.available<100Mi,nodefs.available<10%` (the defaults).
+    #[arg(long, env = "WASMLET_EVICTION_HARD")]
+    pub(crate) eviction_hard: Option<String>,
 }
 
 /// The validated settings.
@@ -123,6 +127,7 @@ pub(crate) struct Settings {
     pub(crate) pod_network: wasmlet_network::Mode,
     pub(crate) token_refresh_fraction: f64,
     pub(crate) security: security::Security,
+    pub(crate) eviction: wasmlet_node::EvictionThresholds,
 }
 
 /// An invalid setting.
@@ -169,7 +174,8 @@ impl Args {
             anonymous_auth,
             client_ca_file,
             authentication_token_webhook,
-            authorization_mode
+            authorization_mode,
+            eviction_hard
         );
         Ok(self)
     }
@@ -242,6 +248,7 @@ impl Args {
             "host" => wasmlet_network::Mode::Host,
             other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
         };
+        let eviction = eviction::parse(self.eviction_hard.as_deref().unwrap_or(""))?;
         let token_refresh_fraction = self.token_refresh_fraction.unwrap_or(0.8);
         if !(0.01..=1.0).contains(&token_refresh_fraction) {
             return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
@@ -261,6 +268,7 @@ impl Args {
             pod_network,
             token_refresh_fraction,
             security,
+            eviction,
         })
     }
 }
@@ -385,6 +393,7 @@ fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     Ok(list.map(|l| l.join(",")))
 }
 
+mod eviction;
 mod security;
 
 pub(crate) use security::AuthorizationMode;

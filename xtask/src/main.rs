@@ -3,7 +3,12 @@
 //! - `cargo xtask demo` brings up the test bed and shows the examples running.
 //! - `cargo xtask test` runs the whole suite (what `.ci/run` calls).
 //! - `cargo xtask testbed up|down|node-kubeconfig NAME` manages the test bed.
+//! - `cargo xtask bench http` compares wasmlet's wasi:http serving with
+//!   `wasmtime serve` (see `docs/benchmarks.md`).
 
+mod bench;
+mod bench_http;
+mod bench_pod;
 mod demo;
 mod steps;
 mod test;
@@ -28,6 +33,8 @@ enum Command {
     Test(test::Args),
     /// Build the wasm fixtures into target/fixtures.
     Fixtures,
+    /// Benchmarks (commands, not tests); results go to stdout.
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => rt.block_on(demo::run()),
         Command::Test(args) => rt.block_on(test::run(args)),
         Command::Fixtures => steps::build_fixtures().map(|_| ()),
+        Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }

@@ -30,17 +30,4 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Displays an error with its causes: `outer: inner: innermost`.
-pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
-    }
-}
+pub(crate) use wasmlet_retry::Chain;

@@ -1,49 +1,17 @@
-//! Capped, jittered exponential backoff (from `backon`) and [`retry`]:
-//! transient failures are retried until success or cancellation,
-//! permanent ones returned.
+//! The certificate manager's backoff and [`retry`]: transient failures are
+//! retried until success or cancellation, permanent ones returned.
 
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+pub(crate) use wasmlet_retry::{Backoff, Chain, sleep};
 
 use crate::{Error, Result};
 
-/// Delays from `min`, doubling, capped at `max`, each jittered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Backoff {
-    pub(crate) min: Duration,
-    pub(crate) max: Duration,
-}
-
 /// Upstream's certificate manager: 2 s doubling, then every 32 s.
 pub(crate) const CERTIFICATES: Backoff = Backoff { min: Duration::from_secs(2), max: Duration::from_secs(32) };
-
-impl Backoff {
-    /// The delays, endless: delay *n* is in `[b, 2b)` for
-    /// `b = min(min·2ⁿ, max/2)`, so never above `max`.
-    pub(crate) fn delays(self) -> impl Iterator<Item = Duration> {
-        let mut inner = ExponentialBuilder::new()
-            .with_min_delay(self.min)
-            .with_max_delay((self.max / 2).max(self.min))
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        std::iter::from_fn(move || Some(inner.next().unwrap_or(self.max).min(self.max)))
-    }
-}
-
-/// Sleeps `delay`; false if `cancel` fired first.
-pub(crate) async fn sleep(delay: Duration, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        biased;
-        () = cancel.cancelled() => false,
-        () = tokio::time::sleep(delay) => true,
-    }
-}
 
 /// Runs `attempt` until it succeeds, fails permanently (`retry_all` off and
 /// the error not [`Error::is_transient`]) or `cancel` fires
@@ -80,21 +48,6 @@ where
             }
             Err(error) => return Err(error),
         }
-    }
-}
-
-/// Displays an error with its causes: `outer: inner: innermost`.
-pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
     }
 }
 

@@ -1,59 +1,18 @@
-//! Capped, jittered exponential backoff (from `backon`), and [`Retry`]: run
+//! The node's backoffs ([`wasmlet_retry::Backoff`]) and [`Retry`]: run
 //! attempts until one succeeds, the token is cancelled, or the attempts run
 //! out, logging each failure at warn.
 
 use std::error::Error as StdError;
-use std::fmt;
 use std::future::Future;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// An exponential backoff from `min`, doubling, never above `max`.
-///
-/// Delay *n* is drawn from `[b, 2b)` with `b = min(min·2ⁿ, max/2)`: so the
-/// first delay is at least `min`, delays double on average, and with jitter
-/// they stay spread out (between `max/2` and `max`) once capped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Backoff {
-    pub(crate) min: Duration,
-    pub(crate) max: Duration,
-}
+pub(crate) use wasmlet_retry::{Backoff, Chain, Delays};
 
 /// Registration: 100 ms doubling to 7 s (upstream `registerWithAPIServer`).
 pub(crate) const REGISTER: Backoff = Backoff { min: Duration::from_millis(100), max: Duration::from_secs(7) };
 /// Lease renewal and status updates: 200 ms doubling to 7 s (upstream lease controller).
 pub(crate) const HEARTBEAT: Backoff = Backoff { min: Duration::from_millis(200), max: Duration::from_secs(7) };
-
-impl Backoff {
-    /// The delays, endless.
-    pub(crate) fn delays(self) -> Delays {
-        let inner = ExponentialBuilder::new()
-            .with_min_delay(self.min)
-            .with_max_delay((self.max / 2).max(self.min))
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        Delays { inner, cap: self.max }
-    }
-}
-
-/// The delays of a [`Backoff`].
-#[derive(Debug)]
-pub(crate) struct Delays {
-    inner: ExponentialBackoff,
-    cap: Duration,
-}
-
-impl Iterator for Delays {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        Some(self.inner.next().unwrap_or(self.cap).min(self.cap))
-    }
-}
 
 /// Why a [`Retry`] stopped without a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,26 +87,7 @@ impl<'a> Retry<'a> {
         }
         let delay = self.delays.next().unwrap_or(Duration::ZERO);
         tracing::warn!(error = %Chain(&error), failures, retry_in = ?delay, "{what} failed");
-        tokio::select! {
-            biased;
-            () = self.cancel.cancelled() => Step::Stopped(Stop::Cancelled),
-            () = tokio::time::sleep(delay) => Step::Again,
-        }
-    }
-}
-
-/// Displays an error with its causes: `outer: inner: innermost`.
-pub(crate) struct Chain<'a>(pub(crate) &'a dyn StdError);
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
+        if wasmlet_retry::sleep(delay, self.cancel).await { Step::Again } else { Step::Stopped(Stop::Cancelled) }
     }
 }
 

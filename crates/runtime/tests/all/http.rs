@@ -45,6 +45,17 @@ impl Served {
         get(self.addr, path).await.expect("request failed")
     }
 
+    /// Waits until a request is running in the guest.
+    async fn wait_in_flight(&self) {
+        let stats = self.stats.clone();
+        let in_guest = async move {
+            while stats.in_flight() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, in_guest).await.expect("the request never reached the guest");
+    }
+
     async fn stop(self) -> Exit {
         self.stop.cancel();
         tokio::time::timeout(WAIT, self.task).await.expect("server did not stop").unwrap().unwrap()
@@ -138,17 +149,16 @@ async fn stop_refuses_new_connections_and_lets_requests_in_flight_finish() {
     let served = Served::start(|spec| spec.drain = Duration::from_secs(30)).await;
     let addr = served.addr;
     let in_flight = tokio::spawn(async move { get(addr, "/sleep?ms=1500").await });
-    // Wait until the request is in the guest, then stop.
-    tokio::time::timeout(WAIT, async {
-        while served.stats.in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the request never reached the guest");
+    served.wait_in_flight().await;
     served.stop.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(get(addr, "/").await.is_err(), "a stopping server accepts no new connection");
+    // The listener closes at once: a new connection is refused while the
+    // request in flight is still running (it sleeps 1.5 s).
+    let refused = async {
+        while get(addr, "/").await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1), refused).await.expect("a stopping server accepts no new connection");
     assert_eq!(in_flight.await.unwrap().unwrap(), (200, "slept 1500".into()));
     let exit = tokio::time::timeout(WAIT, served.task).await.unwrap().unwrap().unwrap();
     assert_eq!((exit.code, exit.reason), (0, ExitReason::Stopped), "{exit:?}");
@@ -159,13 +169,7 @@ async fn requests_left_after_the_drain_period_are_dropped_with_137() {
     let served = Served::start(|spec| spec.drain = Duration::from_millis(300)).await;
     let addr = served.addr;
     let in_flight = tokio::spawn(async move { get(addr, "/sleep?ms=20000").await });
-    tokio::time::timeout(WAIT, async {
-        while served.stats.in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the request never reached the guest");
+    served.wait_in_flight().await;
     let exit = served.stop().await;
     assert_eq!(exit.code, 137, "{exit:?}");
     let dropped = in_flight.await.unwrap();

@@ -278,19 +278,16 @@ impl State<ContainerWorker> for Running {
                 (c.started, c.ready) = (false, false);
             });
             let spec = self.guest.spec(&attempt, stats, pod_ip);
-            let (run, bound) = if self.guest.compiled.world() == World::HttpProxy {
+            let (mut run, bound): (GuestRun<'_>, _) = if self.guest.compiled.world() == World::HttpProxy {
                 // A server: probes start once every port is bound.
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let mut http = HttpSpec::new(spec, crate::sockets::http_listen(&w.spec, pod_ip));
                 http.drain = spec_grace(&w.pod);
                 http.ready = Some(tx);
-                let run: GuestRun<'_> = Box::pin(runtime.serve_http(&self.guest.compiled, http, guest_stop.clone()));
-                (run, Some(rx))
+                (Box::pin(runtime.serve_http(&self.guest.compiled, http, guest_stop.clone())), Some(rx))
             } else {
-                let run: GuestRun<'_> = Box::pin(runtime.run(&self.guest.compiled, spec, guest_stop.clone()));
-                (run, None)
+                (Box::pin(runtime.run(&self.guest.compiled, spec, guest_stop.clone())), None)
             };
-            let mut run = run;
             let outcome = 'run: {
                 if let Some(bound) = bound {
                     tokio::select! {

@@ -76,7 +76,7 @@ copy_replaces() {
     n=$((n + 1))
   done < <(sed -n -e 's/^replace[[:space:]]\+\([^ (]\+\)[[:space:]]*=>[[:space:]]*\([^ ]\+\)[[:space:]]\+\(v[^ ]\+\)[[:space:]]*$/\1 \2 \3/p' \
     -e '/^replace[[:space:]]*(/,/^)/ s/^[[:space:]]\+\([^ ]\+\)[[:space:]]*=>[[:space:]]*\([^ ]\+\)[[:space:]]\+\(v[^ ]\+\)[[:space:]]*$/\1 \2 \3/p' "$1")
-  log "copied $n replace lines from $(basename "$(dirname "$(dirname "$1")")")"
+  log "copied $n replace lines from upstream's go.mod"
 }
 
 # Writes tools.go importing the given packages, so `go mod tidy` keeps them.
@@ -95,6 +95,15 @@ write_tools_go() {
 # packages to keep (written to tools.go). Ends with go mod tidy and checks.
 k8s_wrapper_module() {
   local dir=$1; shift
+  k8s_wrapper_init "$dir"
+  k8s_wrapper_finish "$@"
+}
+
+# The first half of k8s_wrapper_module: creates the module in $1 with the pins
+# and leaves the shell in it, so a caller can add its own packages before
+# k8s_wrapper_finish.
+k8s_wrapper_init() {
+  local dir=$1
   # Read k8s.io/kubernetes' own go.mod from the module proxy (outside any module,
   # so an incomplete wrapper cannot break graph loading) and derive the staging list.
   local gomod staging
@@ -106,11 +115,43 @@ k8s_wrapper_module() {
     go mod edit -replace="$m=$m@v$STAGING_VERSION"
   done
   log "pinned $(echo "$staging" | wc -l) staging modules at v$STAGING_VERSION"
+}
+
+# The second half: tools.go with the packages given, go get, tidy, checks.
+k8s_wrapper_finish() {
   write_tools_go "$@"
   go get "k8s.io/kubernetes@v$K8S_VERSION"
   go mod tidy
   check_version k8s.io/kubernetes "v$K8S_VERSION"
   check_version k8s.io/client-go "v$STAGING_VERSION"
+}
+
+# A wrapper module in $1 (recreated) for MODULE $2 at VERSION $3 (with the v),
+# carrying upstream's replace lines, keeping the packages given after that.
+# Logs every requirement of upstream's go.mod that the wrapper selected at
+# another version (none expected: upstream's go.mod is tidy; the replace lines
+# are copied, so what they pin cannot move).
+replace_wrapper_module() {
+  local dir=$1 mod=$2 ver=$3; shift 3
+  local gomod
+  gomod=$(upstream_gomod "$mod@$ver")
+  wrapper_init "$dir" "local/$(basename "$dir")" "$gomod"
+  copy_replaces "$gomod"
+  write_tools_go "$@"
+  go get "$mod@$ver"
+  go mod tidy
+  check_version "$mod" "$ver"
+  local -A got
+  local p v moved=0
+  while read -r p v; do got[$p]=$v; done < <(go list -m -f '{{.Path}} {{.Version}}' all)
+  while read -r p v; do
+    if [ -n "${got[$p]:-}" ] && [ "${got[$p]}" != "$v" ]; then
+      log "note: $p is $v in upstream's go.mod, resolved to ${got[$p]}"
+      moved=$((moved + 1))
+    fi
+  done < <(sed -n -e 's/^require[[:space:]]\+\([^ (]\+\)[[:space:]]\+\(v[^ ]\+\).*/\1 \2/p' \
+    -e '/^require[[:space:]]*(/,/^)/ s/^[[:space:]]\+\([^ ]\+\)[[:space:]]\+\(v[^ ]\+\).*/\1 \2/p' "$gomod")
+  log "$mod@$ver: $moved of upstream's module versions moved"
 }
 
 # The -ldflags that stamp the Kubernetes version into component-base and

@@ -27,8 +27,8 @@ start=$(date +%s)
 if missing_in "$BIN" generic-device-plugin; then
   t=$(date +%s)
   log "building generic-device-plugin $GENERIC_DEVICE_PLUGIN_VERSION"
-  install_to "$BIN" "github.com/squat/generic-device-plugin@$GENERIC_DEVICE_PLUGIN_VERSION" \
-    -ldflags "-s -w -X github.com/squat/generic-device-plugin/version.Version=$GENERIC_DEVICE_PLUGIN_VERSION"
+  install_to "$BIN" -ldflags "-s -w -X github.com/squat/generic-device-plugin/version.Version=$GENERIC_DEVICE_PLUGIN_VERSION" \
+    -- "github.com/squat/generic-device-plugin@$GENERIC_DEVICE_PLUGIN_VERSION"
   log "generic-device-plugin built in $(since "$t")s"
 fi
 

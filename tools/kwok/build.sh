@@ -25,8 +25,8 @@ start=$(date +%s)
 
 if missing_in "$BIN" kwok; then
   log "building kwok v$KWOK_VERSION"
-  install_to "$BIN" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" \
-    -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
+  install_to "$BIN" -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION" \
+    -- "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
 fi
 
 if [ ! -s "$BIN/stages.yaml" ]; then

@@ -170,14 +170,17 @@ k8s_ldflags() {
 # two cores.
 nicego() { nice -n 10 go "$@"; }
 
-# go install-style build of PKG@VERSION (a module without replace lines) into
-# the bin dir $1, through a scratch GOBIN so a broken build leaves no binary.
-# Remaining arguments go to go install (e.g. -ldflags ...).
+# go install-style build into the bin dir $1: install_to BIN [FLAGS...] -- PKG@VERSION...
+# (packages of one module without replace lines), through a scratch GOBIN so a
+# broken build leaves no binary behind.
 install_to() {
-  local bin=$1 pkg=$2; shift 2
+  local bin=$1; shift
+  local flags=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
+  shift
   local out="$bin/../out"
   rm -rf "$out" && mkdir -p "$out"
-  GOBIN=$(cd "$out" && pwd) nicego install -trimpath "$@" "$pkg"
+  GOBIN=$(cd "$out" && pwd) nicego install -trimpath "${flags[@]}" "$@"
   mv "$out"/* "$bin/"
 }
 

@@ -23,8 +23,9 @@ if missing_in "$BIN" metrics-server; then
   log "building metrics-server v$METRICS_SERVER_VERSION"
   # Upstream's Makefile stamps its version into client-go's version package.
   p=k8s.io/client-go/pkg/version
-  install_to "$BIN" "sigs.k8s.io/metrics-server/cmd/metrics-server@v$METRICS_SERVER_VERSION" \
-    -ldflags "-s -w -X $p.gitVersion=v$METRICS_SERVER_VERSION -X $p.gitCommit=none -X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  install_to "$BIN" \
+    -ldflags "-s -w -X $p.gitVersion=v$METRICS_SERVER_VERSION -X $p.gitCommit=none -X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    -- "sigs.k8s.io/metrics-server/cmd/metrics-server@v$METRICS_SERVER_VERSION"
 fi
 
 log "metrics-server ready in $(since "$start")s: $BIN"

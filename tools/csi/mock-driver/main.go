@@ -36,25 +36,27 @@ import (
 	"k8s.io/kubernetes/test/e2e/storage/drivers/csi-test/mock/service"
 )
 
-// node overrides the two Node calls upstream's mock cannot configure: its node
-// ID is the driver name, and it always advertises STAGE_UNSTAGE_VOLUME.
-type node struct {
+// mock adapts upstream's single-node mock, whose node ID is its configured
+// driver name (NodeGetInfo, and ControllerPublishVolume refuses other nodes):
+// it is built with the node ID as that name, and GetPluginInfo reports the real
+// one. It can also stop advertising STAGE_UNSTAGE_VOLUME.
+type mock struct {
 	service.Service
-	nodeID string
-	stage  bool
+	name  string
+	stage bool
 }
 
-func (n node) NodeGetInfo(ctx context.Context, req *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	resp, err := n.Service.NodeGetInfo(ctx, req)
+func (m mock) GetPluginInfo(ctx context.Context, req *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
+	resp, err := m.Service.GetPluginInfo(ctx, req)
 	if resp != nil {
-		resp.NodeId = n.nodeID
+		resp.Name = m.name
 	}
 	return resp, err
 }
 
-func (n node) NodeGetCapabilities(ctx context.Context, req *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	resp, err := n.Service.NodeGetCapabilities(ctx, req)
-	if resp != nil && !n.stage {
+func (m mock) NodeGetCapabilities(ctx context.Context, req *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+	resp, err := m.Service.NodeGetCapabilities(ctx, req)
+	if resp != nil && !m.stage {
 		caps := resp.Capabilities[:0]
 		for _, c := range resp.Capabilities {
 			if c.GetRpc().GetType() != csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME {
@@ -151,7 +153,7 @@ func main() {
 	name := flag.String("driver-name", service.Name, "CSI driver name (GetPluginInfo, registration)")
 	csiSock := flag.String("csi-address", "", "path of the CSI socket to serve (required), e.g. <kubelet root>/plugins/<driver>/csi.sock")
 	regSock := flag.String("registration-address", "", "path of the registration socket to serve, e.g. <kubelet root>/plugins_registry/<driver>-reg.sock (empty: none)")
-	nodeID := flag.String("node-id", "", "node ID returned by NodeGetInfo (default: the host name)")
+	nodeID := flag.String("node-id", "", "node ID in NodeGetInfo, the only one ControllerPublishVolume accepts (default: the host name)")
 	disableAttach := flag.Bool("disable-attach", false, "no ControllerPublishVolume needed (the CSIDriver has attachRequired: false)")
 	stage := flag.Bool("stage-unstage", true, "advertise STAGE_UNSTAGE_VOLUME in NodeGetCapabilities")
 	permissive := flag.Bool("permissive-target-path", false, "accept a NodePublishVolume target path that already exists")
@@ -174,9 +176,9 @@ func main() {
 		calls.w = f
 	}
 
-	s := service.New(service.Config{DriverName: *name, DisableAttach: *disableAttach, AttachLimit: *attachLimit,
-		PermissiveTargetPath: *permissive, EnableTopology: *topology})
-	drv := driver.NewCSIDriver(&driver.CSIDriverServers{Controller: s, Identity: s, Node: node{s, *nodeID, *stage}})
+	m := mock{service.New(service.Config{DriverName: *nodeID, DisableAttach: *disableAttach, AttachLimit: *attachLimit,
+		PermissiveTargetPath: *permissive, EnableTopology: *topology}), *name, *stage}
+	drv := driver.NewCSIDriver(&driver.CSIDriverServers{Controller: m, Identity: m, Node: m})
 	if err := drv.Start(listen(*csiSock), calls.interceptor("csi")); err != nil {
 		log.Fatal(err)
 	}

@@ -18,6 +18,7 @@
 set -euo pipefail
 
 TAG=csi-build
+# shellcheck source=tools/lib/gobuild.sh
 . "$(dirname "$0")/../lib/gobuild.sh"
 PROVISIONER_VERSION=${PROVISIONER_VERSION:-$(cat "$TOOLS_DIR/csi/PROVISIONER_VERSION")}
 ATTACHER_VERSION=${ATTACHER_VERSION:-$(cat "$TOOLS_DIR/csi/ATTACHER_VERSION")}
@@ -35,7 +36,8 @@ build_mock() {
   if ! missing_in "$BIN" csi-mock-driver && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
     return 0
   fi
-  local t=$(date +%s) dir="$ROOT/mock-module"
+  local t dir="$ROOT/mock-module"
+  t=$(date +%s)
   log "building csi-mock-driver (k8s.io/kubernetes v$K8S_VERSION) in $dir"
   k8s_wrapper_init "$dir"
   mkdir -p cmd/csi-mock-driver && cp "$MOCK_SRC" cmd/csi-mock-driver/main.go
@@ -48,7 +50,8 @@ build_mock() {
 # build_sidecar BINARY MODULE VERSION
 build_sidecar() {
   missing_in "$BIN" "$1" || return 0
-  local t=$(date +%s) dir="$ROOT/$1-module"
+  local t dir="$ROOT/$1-module"
+  t=$(date +%s)
   log "building $1 ($2 v$3) in $dir"
   replace_wrapper_module "$dir" "$2" "v$3" "$2/cmd/$1"
   log "$1: CSI spec $(go list -m -f '{{.Version}}' github.com/container-storage-interface/spec)," \

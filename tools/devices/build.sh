@@ -15,6 +15,7 @@
 set -euo pipefail
 
 TAG=devices-build
+# shellcheck source=tools/lib/gobuild.sh
 . "$(dirname "$0")/../lib/gobuild.sh"
 GENERIC_DEVICE_PLUGIN_VERSION=${GENERIC_DEVICE_PLUGIN_VERSION:-$(cat "$TOOLS_DIR/devices/GENERIC_DEVICE_PLUGIN_VERSION")}
 ROOT="$CACHE/devices/k8s$K8S_VERSION-gdp$GENERIC_DEVICE_PLUGIN_VERSION"

@@ -10,6 +10,7 @@
 set -euo pipefail
 
 TAG=k8s-build
+# shellcheck source=tools/lib/gobuild.sh
 . "$(dirname "$0")/../lib/gobuild.sh"
 ETCD_VERSION=${ETCD_VERSION:-$(cat "$TOOLS_DIR/k8s/ETCD_VERSION")}
 ROOT="$CACHE/k8s/v$K8S_VERSION-etcd$ETCD_VERSION"

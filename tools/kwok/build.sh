@@ -11,6 +11,7 @@
 set -euo pipefail
 
 TAG=kwok-build
+# shellcheck source=tools/lib/gobuild.sh
 . "$(dirname "$0")/../lib/gobuild.sh"
 KWOK_VERSION=${KWOK_VERSION:-$(cat "$TOOLS_DIR/kwok/KWOK_VERSION")}
 ROOT="$CACHE/kwok/v$KWOK_VERSION"

@@ -6,6 +6,7 @@
 #   TAG=kwok-build; . "$(dirname "$0")/../lib/gobuild.sh"
 
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CACHE=${WASMLET_CACHE:-$HOME/.cache/wasmlet}
 K8S_VERSION=${K8S_VERSION:-$(cat "$TOOLS_DIR/k8s/K8S_VERSION")}
 STAGING_VERSION="0.${K8S_VERSION#1.}"
@@ -58,7 +59,7 @@ upstream_gomod() { mod_download GoMod "$1"; }
 # and the go line only act in the main module, so the wrapper carries them.
 wrapper_init() {
   local dir=$1 name=$2 gomod=$3 goversion
-  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || return
   goversion=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
   go mod init "$name" >/dev/null 2>&1
   go mod edit -go="$goversion" -godebug="default=go${goversion%.*}"

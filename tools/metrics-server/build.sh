@@ -10,6 +10,7 @@
 set -euo pipefail
 
 TAG=metrics-server-build
+# shellcheck source=tools/lib/gobuild.sh
 . "$(dirname "$0")/../lib/gobuild.sh"
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-$(cat "$TOOLS_DIR/metrics-server/METRICS_SERVER_VERSION")}
 ROOT="$CACHE/metrics-server/v$METRICS_SERVER_VERSION"

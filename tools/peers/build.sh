@@ -18,6 +18,7 @@
 set -euo pipefail
 
 TAG=peers-build
+# shellcheck source=tools/lib/gobuild.sh
 . "$(dirname "$0")/../lib/gobuild.sh"
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-$(cat "$TOOLS_DIR/peers/CONTAINERD_VERSION")}
 ROOT="$CACHE/peers/k8s$K8S_VERSION-containerd$CONTAINERD_VERSION"
@@ -43,16 +44,14 @@ start=$(date +%s)
 
 build_k8s() {
   [ ${#k8s_bins[@]} -gt 0 ] && missing_in "$BIN" "${k8s_bins[@]}" || return 0
-  local t=$(date +%s) dir="$ROOT/k8s-module" pkgs=() b
-  # Both are always kept in the wrapper, so asking for the other later reuses it.
+  local t dir="$ROOT/k8s-module" pkgs=() b
+  t=$(date +%s)
+  # The wrapper always keeps both, so building the other one later is the same module.
   for b in kubemark kubelet; do
     if missing_in "$BIN" "$b" && [[ " ${k8s_bins[*]} " == *" $b "* ]]; then pkgs+=("k8s.io/kubernetes/cmd/$b"); fi
   done
   log "building ${pkgs[*]} (k8s.io/kubernetes v$K8S_VERSION) in $dir"
-  if [ ! -f "$dir/go.sum" ] || ! grep -q "k8s.io/kubernetes v$K8S_VERSION " "$dir/go.mod"; then
-    k8s_wrapper_module "$dir" k8s.io/kubernetes/cmd/kubemark k8s.io/kubernetes/cmd/kubelet
-  fi
-  cd "$dir"
+  k8s_wrapper_module "$dir" k8s.io/kubernetes/cmd/kubemark k8s.io/kubernetes/cmd/kubelet
   rm -rf "$ROOT/out" && mkdir -p "$ROOT/out"
   nicego build -trimpath -ldflags "$(k8s_ldflags)" -o "$ROOT/out/" "${pkgs[@]}"
   mv "$ROOT/out"/* "$BIN/"
@@ -64,7 +63,8 @@ version_lt() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | 
 
 build_containerd() {
   missing_in "$BIN" "${CONTAINERD_BINS[@]}" || return 0
-  local t=$(date +%s) gov m=github.com/containerd/containerd/v2
+  local t gov m=github.com/containerd/containerd/v2
+  t=$(date +%s)
   gov=$(go env GOVERSION); gov=${gov#go}
   version_lt "$gov" "$CONTAINERD_MIN_GO" &&
     die "containerd v$CONTAINERD_VERSION needs Go >= $CONTAINERD_MIN_GO, this is $gov"

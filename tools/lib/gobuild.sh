@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the tools/*/build.sh scripts: build Go programs from the module
 # proxy into a cache outside the repo, keyed by version. Source it after
 # setting TAG (the log prefix); every function logs to stderr only, so a

@@ -156,13 +156,17 @@ func main() {
 	nodeID := flag.String("node-id", "", "node ID in NodeGetInfo, the only one ControllerPublishVolume accepts (default: the host name)")
 	disableAttach := flag.Bool("disable-attach", false, "no ControllerPublishVolume needed (the CSIDriver has attachRequired: false)")
 	stage := flag.Bool("stage-unstage", true, "advertise STAGE_UNSTAGE_VOLUME in NodeGetCapabilities")
-	permissive := flag.Bool("permissive-target-path", false, "accept a NodePublishVolume target path that already exists")
+	permissive := flag.Bool("permissive-target-path", false, "upstream's PermissiveTargetPath (in v1.36.3 an existing target path is accepted either way)")
 	attachLimit := flag.Int64("attach-limit", 0, "max_volumes_per_node in NodeGetInfo (0: none)")
 	topology := flag.Bool("enable-topology", false, "advertise the topology key "+service.TopologyKey)
 	logFile := flag.String("log-file", "", "append the call log to this file (default: stderr)")
 	flag.Parse()
 	if *csiSock == "" {
 		log.Fatal("--csi-address is required")
+	}
+	// The kubelet dials the endpoint from GetInfo as given.
+	if abs, err := filepath.Abs(*csiSock); err == nil {
+		*csiSock = abs
 	}
 	if *nodeID == "" {
 		*nodeID, _ = os.Hostname()

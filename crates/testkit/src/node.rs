@@ -116,6 +116,15 @@ impl WasmletNode {
         }
     }
 
+    /// The agent's process ID, while it runs (and has not exited).
+    pub fn pid(&mut self) -> Option<u32> {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
+            Ok(None) => Some(child.id()),
+            _ => None,
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn stop(&mut self) -> ExitStatus {
         let child = self.child.as_mut().expect("node runs");

@@ -84,6 +84,17 @@ fn soft_thresholds_need_grace_periods_and_take_minimum_reclaim() {
     assert!(!ts[0].is_met(120 * MI, 1 << 34, false));
     assert!(ts[0].is_met(120 * MI, 1 << 34, true));
 
+    // As upstream, the allocatable copy takes memory.available's minimum
+    // reclaim; one named for allocatableMemory.available itself is ignored.
+    let copy = ts.iter().find(|t| t.signal == Signal::AllocatableMemoryAvailable).unwrap();
+    assert_eq!(copy.min_reclaim, Some(Value::Quantity(Amount::bytes(50 * MI))));
+    let own = Flags {
+        hard: Some("memory.available<100Mi"),
+        minimum_reclaim: Some("allocatableMemory.available=1Gi"),
+        ..Flags::default()
+    };
+    assert!(parse(&own).unwrap().iter().all(|t| t.min_reclaim.is_none()));
+
     let missing = Flags { soft: Some("memory.available<1Gi"), ..Flags::default() };
     assert_eq!(parse(&missing), Err(ParseError::MissingGracePeriod(Signal::MemoryAvailable)));
 }

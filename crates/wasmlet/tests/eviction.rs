@@ -83,7 +83,8 @@ async fn best_effort_hogs_are_evicted_biggest_first_and_the_node_recovers() {
     let capacity = wasmlet_node::host::measure(root.path()).unwrap().memory_capacity;
     let reserved = format!("--system-reserved=memory={}", capacity - SHARE_MI * MI);
     let hard = format!("--eviction-hard=memory.available<{THRESHOLD},nodefs.available<1%");
-    let reclaim = format!("--eviction-minimum-reclaim=allocatableMemory.available={MIN_RECLAIM}");
+    // As upstream, the allocatable threshold copies memory.available's minimum reclaim.
+    let reclaim = format!("--eviction-minimum-reclaim=memory.available={MIN_RECLAIM}");
     let transition = format!("--eviction-pressure-transition-period={TRANSITION}");
     let flags = [reserved.as_str(), &hard, &reclaim, &transition, "--eviction-monitoring-period=1s"];
     let mut node = WasmletNode::start_with(env!("CARGO_BIN_EXE_wasmlet"), "evict", &flags).await;

@@ -14,6 +14,7 @@
 //! | `wasmlet_container_restarts_total` | counter | [`Metrics::container_restarted`] |
 //! | `wasmlet_compiles_total`, `wasmlet_compile_cache_hits_total`, `wasmlet_compile_failures_total` | counter | [`Metrics::set_compile_source`] (or [`Metrics::compile_stats`]) |
 //! | `wasmlet_api_errors_total{operation}` | counter | [`Metrics::api_error`] |
+//! | `kubelet_evictions{eviction_signal}` (samples `kubelet_evictions_total`) | counter | [`Metrics::eviction`] (upstream's name) |
 //!
 //! Label values come from closed sets (a [`PodPhase`], a `&'static str`
 //! operation name), so the number of series is bounded by the code.
@@ -77,6 +78,11 @@ struct OperationLabels {
     operation: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EvictionLabels {
+    eviction_signal: &'static str,
+}
+
 /// The agent's metrics registry and recording handles.
 pub struct Metrics {
     registry: Registry,
@@ -89,6 +95,7 @@ pub struct Metrics {
     compile_cache_hits: Counter,
     compile_failures: Counter,
     api_errors: Family<OperationLabels, Counter>,
+    evictions: Family<EvictionLabels, Counter>,
     compile_source: OnceLock<CompileSource>,
 }
 
@@ -107,7 +114,11 @@ impl Default for Metrics {
 impl Metrics {
     /// Every series registered, all at zero.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("wasmlet");
+        let mut root = Registry::default();
+        // Upstream's own series keep upstream's names; the rest are wasmlet_*.
+        let evictions = Family::<EvictionLabels, Counter>::default();
+        root.register("kubelet_evictions", "Cumulative number of pod evictions by eviction signal", evictions.clone());
+        let registry = root.sub_registry_with_prefix("wasmlet");
         let pods = Family::<PhaseLabels, Gauge>::default();
         registry.register("pods", "Pods on this node by phase", pods.clone());
         let image_pull_duration = Histogram::new(IMAGE_PULL_BUCKETS);
@@ -135,7 +146,7 @@ impl Metrics {
         let api_errors = Family::<OperationLabels, Counter>::default();
         registry.register("api_errors", "Failed Kubernetes API calls by operation", api_errors.clone());
         Self {
-            registry,
+            registry: root,
             pods,
             image_pull_duration,
             image_pull_errors,
@@ -145,6 +156,7 @@ impl Metrics {
             compile_cache_hits,
             compile_failures,
             api_errors,
+            evictions,
             compile_source: OnceLock::new(),
         }
     }
@@ -211,6 +223,12 @@ impl Metrics {
     /// `"patch_pod_status"`).
     pub fn api_error(&self, operation: &'static str) {
         self.api_errors.get_or_create(&OperationLabels { operation }).inc();
+    }
+
+    /// A pod was evicted for node pressure on `signal` (`memory.available`,
+    /// `nodefs.available`, ...).
+    pub fn eviction(&self, signal: &'static str) {
+        self.evictions.get_or_create(&EvictionLabels { eviction_signal: signal }).inc();
     }
 
     /// The OpenMetrics text of every series ([`CONTENT_TYPE`]).

@@ -38,10 +38,6 @@ pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// `v1_36` types, and the test bed's control plane).
 pub const KUBERNETES_VERSION: &str = "1.36.3";
 
-/// Upstream `evictionHard` `memory.available` default: 100 MiB.
-pub const DEFAULT_EVICTION_MEMORY_AVAILABLE: u64 = 100 * 1024 * 1024;
-/// Upstream `evictionHard` `nodefs.available` default: 10 %.
-pub const DEFAULT_EVICTION_NODEFS_AVAILABLE_PERCENT: u8 = 10;
 /// Upstream `maxPods` default.
 pub const DEFAULT_MAX_PODS: u32 = 110;
 
@@ -87,26 +83,6 @@ pub struct Reserved {
     pub ephemeral_storage_bytes: u64,
 }
 
-/// Hard eviction thresholds: subtracted from allocatable, and the levels below
-/// which the node reports `MemoryPressure` / `DiskPressure`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EvictionThresholds {
-    /// `memory.available` threshold in bytes (default 100 MiB).
-    pub memory_available_bytes: u64,
-    /// `nodefs.available` threshold in percent of the filesystem of
-    /// [`NodeConfig::root_dir`] (default 10).
-    pub nodefs_available_percent: u8,
-}
-
-impl Default for EvictionThresholds {
-    fn default() -> Self {
-        Self {
-            memory_available_bytes: DEFAULT_EVICTION_MEMORY_AVAILABLE,
-            nodefs_available_percent: DEFAULT_EVICTION_NODEFS_AVAILABLE_PERCENT,
-        }
-    }
-}
-
 /// Everything this crate needs to know about the node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
@@ -145,15 +121,19 @@ pub struct NodeConfig {
     pub kubelet_version: String,
     /// Resources reserved for the system.
     pub reserved: Reserved,
-    /// Hard eviction thresholds.
-    pub eviction: EvictionThresholds,
+    /// The eviction thresholds (`--eviction-hard` and the rest): the hard
+    /// `memory.available` and `nodefs.available` levels are kept out of
+    /// allocatable, as upstream. Pressure itself comes from the eviction
+    /// manager through [`NodeHealth`](crate::NodeHealth).
+    pub eviction: Vec<wasmlet_eviction::Threshold>,
 }
 
 impl NodeConfig {
     /// A config with the upstream kubelet defaults: port 10250, 110 pods, lease
     /// 40 s renewed every 10 s, status every 10 s and reported at least every
     /// 5 min, the default wasm taints, no extra labels, nothing reserved, and
-    /// eviction at 100 MiB memory / 10 % nodefs. `root_dir` is `/var/lib/wasmlet`.
+    /// upstream's default hard eviction thresholds (100 MiB memory, 10 %
+    /// nodefs, ...). `root_dir` is `/var/lib/wasmlet`.
     pub fn new(name: impl Into<String>, internal_ip: IpAddr, hostname: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -171,7 +151,7 @@ impl NodeConfig {
             runtime_version: String::from("wasmtime://unknown"),
             kubelet_version: default_kubelet_version(),
             reserved: Reserved::default(),
-            eviction: EvictionThresholds::default(),
+            eviction: wasmlet_eviction::Config::default().thresholds,
         }
     }
 

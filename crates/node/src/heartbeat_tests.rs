@@ -57,7 +57,7 @@ async fn a_health_change_patches_at_once() {
     let start = Instant::now();
     run(&fake, FixedProbe(Some(sample())), async |tx| {
         sleep(Duration::from_millis(25_500)).await;
-        let _ = tx.send(NodeHealth { ready: false, message: "runtime is down".into(), images: Vec::new() });
+        let _ = tx.send(NodeHealth { ready: false, message: "runtime is down".into(), ..NodeHealth::default() });
         sleep(Duration::from_secs(1)).await;
         let r = ready_condition(&fake);
         assert_eq!(

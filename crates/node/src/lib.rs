@@ -53,9 +53,8 @@ pub mod validate;
 mod testing;
 
 pub use config::{
-    ANNOTATION_CONTROLLER_MANAGED_ATTACH_DETACH, ARCHITECTURE, EvictionThresholds, KUBERNETES_VERSION, LABEL_ARCH,
-    LABEL_HOSTNAME, LABEL_OS, LEASE_NAMESPACE, NodeConfig, OPERATING_SYSTEM, Reserved, default_kubelet_version,
-    default_taints,
+    ANNOTATION_CONTROLLER_MANAGED_ATTACH_DETACH, ARCHITECTURE, KUBERNETES_VERSION, LABEL_ARCH, LABEL_HOSTNAME,
+    LABEL_OS, LEASE_NAMESPACE, NodeConfig, OPERATING_SYSTEM, Reserved, default_kubelet_version, default_taints,
 };
 pub use heartbeat::Heartbeat;
 pub use register::register;

@@ -100,7 +100,7 @@ async fn attempt(
     sample: &HostSample,
     info: &SystemInfo,
 ) -> Result<Node, AttemptError> {
-    let starting = NodeHealth { ready: false, message: STARTING_MESSAGE.to_owned(), images: Vec::new() };
+    let starting = NodeHealth { ready: false, message: STARTING_MESSAGE.to_owned(), ..NodeHealth::default() };
     let inputs = Inputs { config, sample, info, health: &starting };
     let mut status = status::desired(None, &inputs, Timestamp::now());
     let node = object::initial(config, status.clone());

@@ -1,17 +1,21 @@
-//! Capacity, allocatable and pressure, computed from a [`HostSample`] and the
+//! Capacity and allocatable, computed from a [`HostSample`] and the
 //! [`NodeConfig`].
 //!
 //! - capacity: the host's CPUs, memory and root filesystem size, and `max_pods`;
-//! - allocatable = capacity − reserved − hard-eviction thresholds (memory and
-//!   ephemeral storage only, as upstream), floored at 0;
-//! - `MemoryPressure` when available memory is below the memory threshold,
-//!   `DiskPressure` when the root filesystem's free share is below the nodefs one.
+//! - allocatable = capacity − reserved − hard-eviction thresholds (the hard
+//!   `memory.available` level for memory, the hard `nodefs.available` one for
+//!   ephemeral storage, as upstream), floored at 0.
+//!
+//! Pressure (`MemoryPressure`, `DiskPressure`) is the eviction manager's
+//! (`wasmlet-eviction`), reported through [`NodeHealth`](crate::NodeHealth).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::config::{EvictionThresholds, NodeConfig};
+use wasmlet_eviction::{Signal, hard_reservation};
+
+use crate::config::NodeConfig;
 use crate::host::HostSample;
 use crate::quantity;
 
@@ -43,13 +47,12 @@ impl Resources {
     pub fn allocatable(sample: &HostSample, config: &NodeConfig) -> Self {
         let cap = Self::capacity(sample, config);
         let r = &config.reserved;
-        let storage_threshold = percent_of(cap.ephemeral_storage_bytes, config.eviction.nodefs_available_percent);
+        let memory_threshold = hard_reservation(&config.eviction, Signal::MemoryAvailable, cap.memory_bytes);
+        let storage_threshold =
+            hard_reservation(&config.eviction, Signal::NodeFsAvailable, cap.ephemeral_storage_bytes);
         Self {
             cpu_millis: cap.cpu_millis.saturating_sub(r.cpu_millis),
-            memory_bytes: cap
-                .memory_bytes
-                .saturating_sub(r.memory_bytes)
-                .saturating_sub(config.eviction.memory_available_bytes),
+            memory_bytes: cap.memory_bytes.saturating_sub(r.memory_bytes).saturating_sub(memory_threshold),
             ephemeral_storage_bytes: cap
                 .ephemeral_storage_bytes
                 .saturating_sub(r.ephemeral_storage_bytes)
@@ -68,22 +71,6 @@ impl Resources {
             ("pods".to_owned(), quantity::count(self.pods)),
         ])
     }
-}
-
-/// Whether available memory is below the hard-eviction threshold.
-pub(crate) fn memory_pressure(sample: &HostSample, eviction: &EvictionThresholds) -> bool {
-    sample.memory_available < eviction.memory_available_bytes
-}
-
-/// Whether the root filesystem's available share is below the nodefs threshold.
-pub(crate) fn disk_pressure(sample: &HostSample, eviction: &EvictionThresholds) -> bool {
-    u128::from(sample.storage_available) * 100
-        < u128::from(sample.storage_capacity) * u128::from(eviction.nodefs_available_percent)
-}
-
-fn percent_of(value: u64, percent: u8) -> u64 {
-    let p = u128::from(percent.min(100));
-    u64::try_from(u128::from(value) * p / 100).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -119,12 +106,12 @@ mod tests {
         let alloc = Resources::allocatable(&sample(), &c);
         assert_eq!(alloc.cpu_millis, 2000);
         assert_eq!(alloc.memory_bytes, 4 * GI - 100 * MI);
-        assert_eq!(alloc.ephemeral_storage_bytes, 90 * GI);
+        // 10 % as upstream computes it (a 32-bit percentage).
+        assert_eq!(alloc.ephemeral_storage_bytes, 100 * GI - 10_737_418_400);
         assert_eq!(alloc.pods, 110);
         let list = alloc.to_list();
         assert_eq!(list["cpu"].0, "2");
         assert_eq!(list["memory"].0, "3996Mi");
-        assert_eq!(list["ephemeral-storage"].0, "90Gi");
         assert_eq!(list["pods"].0, "110");
     }
 
@@ -136,21 +123,19 @@ mod tests {
         assert_eq!(alloc.cpu_millis, 1500);
         assert_eq!(alloc.to_list()["cpu"].0, "1500m");
         assert_eq!(alloc.memory_bytes, 0);
-        assert_eq!(alloc.ephemeral_storage_bytes, 89 * GI);
+        assert_eq!(alloc.ephemeral_storage_bytes, 100 * GI - GI - 10_737_418_400);
     }
 
     #[test]
-    fn pressure_thresholds() {
-        let e = EvictionThresholds::default();
-        let mut s = sample();
-        assert!(!memory_pressure(&s, &e) && !disk_pressure(&s, &e));
-        s.memory_available = 100 * MI - 1;
-        assert!(memory_pressure(&s, &e));
-        s.memory_available = 100 * MI;
-        assert!(!memory_pressure(&s, &e));
-        s.storage_available = 10 * GI;
-        assert!(!disk_pressure(&s, &e));
-        s.storage_available = 10 * GI - 1;
-        assert!(disk_pressure(&s, &e));
+    fn thresholds_in_either_form_are_kept_out() {
+        let mut c = config();
+        let flags =
+            wasmlet_eviction::Flags { hard: Some("memory.available<10%,nodefs.available<2Gi"), ..Default::default() };
+        c.eviction = wasmlet_eviction::threshold::parse(&flags).unwrap();
+        let alloc = Resources::allocatable(&sample(), &c);
+        assert_eq!(alloc.memory_bytes, 4 * GI - ((4 * GI) as f64 * f64::from(0.1f32)) as u64);
+        assert_eq!(alloc.ephemeral_storage_bytes, 98 * GI);
+        c.eviction.clear();
+        assert_eq!(Resources::allocatable(&sample(), &c).memory_bytes, 4 * GI, "no thresholds, nothing kept out");
     }
 }

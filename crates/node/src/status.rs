@@ -17,7 +17,7 @@ use tokio::time::{Duration, Instant};
 use crate::config::{ARCHITECTURE, NodeConfig, OPERATING_SYSTEM};
 use crate::host::{HostSample, SystemInfo};
 use crate::quantity;
-use crate::resources::{self, Resources};
+use crate::resources::Resources;
 
 type ResourceList = std::collections::BTreeMap<String, Quantity>;
 
@@ -37,6 +37,9 @@ pub struct NodeHealth {
     /// Images present on the node (`status.images`); the largest
     /// [`MAX_IMAGES`] are reported.
     pub images: Vec<ContainerImage>,
+    /// The pressure conditions, as the eviction manager decides them
+    /// (`MemoryPressure`, `DiskPressure`, `PIDPressure`).
+    pub pressure: wasmlet_eviction::Conditions,
 }
 
 /// The inputs of one status computation.
@@ -68,22 +71,25 @@ pub(crate) fn condition_specs(inputs: &Inputs<'_>) -> [ConditionSpec; 4] {
     } else {
         spec("Ready", false, "KubeletNotReady", &h.message)
     };
-    let e = &inputs.config.eviction;
-    let memory = if resources::memory_pressure(inputs.sample, e) {
+    let pressure = &h.pressure;
+    let memory = if pressure.memory_pressure {
         let m = "kubelet has insufficient memory available";
         spec("MemoryPressure", true, "KubeletHasInsufficientMemory", m)
     } else {
         let m = "kubelet has sufficient memory available";
         spec("MemoryPressure", false, "KubeletHasSufficientMemory", m)
     };
-    let disk = if resources::disk_pressure(inputs.sample, e) {
+    let disk = if pressure.disk_pressure {
         spec("DiskPressure", true, "KubeletHasDiskPressure", "kubelet has disk pressure")
     } else {
         let m = "kubelet has no disk pressure";
         spec("DiskPressure", false, "KubeletHasNoDiskPressure", m)
     };
-    let pid = "kubelet has sufficient PID available";
-    let pid = spec("PIDPressure", false, "KubeletHasSufficientPID", pid);
+    let pid = if pressure.pid_pressure {
+        spec("PIDPressure", true, "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
+    } else {
+        spec("PIDPressure", false, "KubeletHasSufficientPID", "kubelet has sufficient PID available")
+    };
     [memory, disk, pid, ready]
 }
 

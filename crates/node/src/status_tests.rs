@@ -50,13 +50,32 @@ fn upstream_reasons_and_messages() {
     assert_eq!(condition(&s, "DiskPressure").reason.as_deref(), Some("KubeletHasNoDiskPressure"));
     assert_eq!(condition(&s, "PIDPressure").reason.as_deref(), Some("KubeletHasSufficientPID"));
 
-    let not_ready = NodeHealth { ready: false, message: "runtime is down".into(), images: vec![] };
+    let not_ready = NodeHealth { ready: false, message: "runtime is down".into(), ..NodeHealth::default() };
     let s = status(&not_ready, None, at(0));
     let r = condition(&s, "Ready");
     assert_eq!(
         (r.status.as_str(), r.reason.as_deref(), r.message.as_deref()),
         ("False", Some("KubeletNotReady"), Some("runtime is down"))
     );
+}
+
+#[test]
+fn pressure_comes_from_the_eviction_manager() {
+    let pressure = wasmlet_eviction::Conditions { memory_pressure: true, disk_pressure: true, pid_pressure: false };
+    let s = status(&NodeHealth { pressure, ..ready() }, None, at(0));
+    let m = condition(&s, "MemoryPressure");
+    assert_eq!(
+        (m.status.as_str(), m.reason.as_deref(), m.message.as_deref()),
+        ("True", Some("KubeletHasInsufficientMemory"), Some("kubelet has insufficient memory available"))
+    );
+    let d = condition(&s, "DiskPressure");
+    assert_eq!((d.status.as_str(), d.reason.as_deref()), ("True", Some("KubeletHasDiskPressure")));
+    assert_eq!(condition(&s, "PIDPressure").status, "False");
+    assert_eq!(condition(&s, "Ready").status, "True", "pressure does not make the node NotReady");
+    let relieved = status(&ready(), Some(&s), at(30));
+    assert!(differs(Some(&s), &relieved));
+    let m = condition(&relieved, "MemoryPressure");
+    assert_eq!((m.status.as_str(), m.last_transition_time.clone()), ("False", Some(Time(at(30)))));
 }
 
 #[test]

@@ -134,6 +134,16 @@ pub fn admit(pod: &Pod, admitted: &[Requests], node: &Allocatable, policy: &Wasm
     Ok(())
 }
 
+/// Upstream's eviction admit handler, which runs before the others: under
+/// node pressure `admission` refuses BestEffort pods (memory) or every pod
+/// (disk), reason `Evicted`.
+pub(crate) fn under_pressure(admission: Option<&wasmlet_eviction::Admission>, pod: &Pod) -> Result<(), Rejection> {
+    match admission.map(|a| a.admit(pod)) {
+        Some(Err(r)) => Err(Rejection::new(r.reason, &r.message)),
+        _ => Ok(()),
+    }
+}
+
 fn out_of(resource: &str, requested: i64, used: i64, capacity: i64) -> Rejection {
     Rejection::new(
         &format!("OutOf{resource}"),
@@ -227,6 +237,20 @@ mod tests {
         assert_eq!(admit(&by_selector, &[], &node(), &policy()), Ok(()));
         // A bare pod is not second-guessed.
         assert_eq!(admit(&with_requests("1m", "1Mi"), &[], &node(), &policy()), Ok(()));
+    }
+
+    #[test]
+    fn pressure_refuses_best_effort_pods_with_upstreams_words() {
+        let (tx, rx) = tokio::sync::watch::channel(wasmlet_eviction::Conditions::default());
+        let admission = wasmlet_eviction::Admission::new(rx);
+        let best_effort = pod(serde_json::json!({"spec": {"containers": [{"name": "a"}]}}));
+        assert_eq!(under_pressure(Some(&admission), &best_effort), Ok(()));
+        tx.send_replace(wasmlet_eviction::Conditions { memory_pressure: true, ..Default::default() });
+        let r = under_pressure(Some(&admission), &best_effort).unwrap_err();
+        assert_eq!(r.reason, "Evicted");
+        assert_eq!(r.message, "Pod was rejected: The node had condition: [MemoryPressure]. ");
+        assert_eq!(under_pressure(Some(&admission), &with_requests("1m", "1Mi")), Ok(()), "Burstable is admitted");
+        assert_eq!(under_pressure(None, &best_effort), Ok(()), "no eviction manager, no pressure");
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
-async fn collect(shared: &Shared) {
+pub(crate) async fn collect(shared: &Shared) {
     shared.network.reconcile().await;
     let keep = shared.images.keep(shared.config.gc_interval);
     shared.runtime.retain(&keep);

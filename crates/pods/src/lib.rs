@@ -18,6 +18,7 @@ mod attempts;
 pub mod backoff;
 pub mod checkpoint;
 mod events;
+mod evict;
 mod gc;
 mod guest;
 mod images;
@@ -51,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::admission::{Allocatable, WasmPolicy};
 pub use crate::backoff::BackoffConfig;
+pub use crate::evict::Eviction;
 pub use crate::images::Images;
 pub use crate::worker::{ContainerWorker, PodWorker};
 
@@ -111,6 +113,7 @@ impl Pods {
             volumes,
             metrics,
             admitted: Mutex::new(HashMap::new()),
+            pressure: std::sync::OnceLock::new(),
         });
         Self { shared, handles: Arc::default() }
     }
@@ -176,6 +179,44 @@ impl Pods {
                 self.shared.metrics.set_pods(phase, counts.get(name).copied().unwrap_or(0));
             }
         }
+    }
+
+    /// Makes admission also refuse pods under node pressure, as `admission`
+    /// (the eviction manager's) decides: reason `Evicted`, `Pod was
+    /// rejected: The node had condition: [MemoryPressure]. `. Set it once,
+    /// before [`run`](Self::run); later calls are ignored.
+    pub fn set_pressure_admission(&self, admission: wasmlet_eviction::Admission) {
+        if self.shared.pressure.set(admission).is_err() {
+            tracing::warn!("pressure admission is already set; keeping the first");
+        }
+    }
+
+    /// The active pods (present, not terminal) with their containers'
+    /// memory, for the eviction manager. With `disk`, their logs and local
+    /// volumes (disk emptyDirs, configMaps) are measured too: that walks
+    /// directories, so call it from a blocking thread.
+    pub fn eviction_stats(&self, disk: bool) -> Vec<wasmlet_eviction::PodStats> {
+        evict::stats(&self.handles, disk)
+    }
+
+    /// Evicts pod `uid`: its worker stops the containers within
+    /// `eviction.grace` and ends the pod `Failed` / `Evicted` with the
+    /// message, a `DisruptionTarget` condition and an `Evicted` event. The
+    /// request waits if the pod is still starting. Returns `false` when the
+    /// node has no such pod.
+    pub fn evict(&self, uid: &str, eviction: Eviction) -> bool {
+        evict::evict(&self.handles, uid, eviction)
+    }
+
+    /// Whether pod `uid` runs nothing any more (gone, or no guest running).
+    pub fn cleaned_up(&self, uid: &str) -> bool {
+        evict::cleaned_up(&self.handles, uid)
+    }
+
+    /// Collects images and compiled code no container holds, now (what the
+    /// periodic collection does; images pulled recently are kept).
+    pub async fn collect_garbage(&self) {
+        gc::collect(&self.shared).await;
     }
 
     /// Images held by live containers (reported in the node status).

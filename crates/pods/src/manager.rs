@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::attempts::Attempts;
+use crate::evict::Eviction;
 use crate::live::Live;
 use crate::record::PodRecord;
 use crate::state::{drive, pod::Admitting};
@@ -28,6 +29,8 @@ const FINISHED_MEMORY: usize = 1024;
 /// What the manager keeps about each live pod worker.
 pub(crate) struct Handle {
     pub(crate) updates: watch::Sender<PodUpdate>,
+    /// The eviction manager's request to evict the pod.
+    pub(crate) evict: watch::Sender<Option<Eviction>>,
     pub(crate) record: Arc<Mutex<PodRecord>>,
     pub(crate) attempts: Attempts,
     pub(crate) live: Live,
@@ -122,6 +125,7 @@ impl Manager {
             return;
         }
         let (tx, rx) = watch::channel(PodUpdate::Present(pod.clone()));
+        let (evict, evictions) = watch::channel(None);
         let dir = self.shared.config.root_dir.join("pods").join(&uid);
         let record = Arc::new(Mutex::new(PodRecord::default()));
         let attempts = Attempts::default();
@@ -130,6 +134,7 @@ impl Manager {
             uid.clone(),
             Handle {
                 updates: tx,
+                evict,
                 record: record.clone(),
                 attempts: attempts.clone(),
                 live: live.clone(),
@@ -142,6 +147,7 @@ impl Manager {
             shared: self.shared.clone(),
             uid: uid.clone(),
             updates: rx,
+            evictions,
             pod: pod.clone(),
             record,
             attempts,

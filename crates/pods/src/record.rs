@@ -142,6 +142,10 @@ pub struct PodRecord {
     pub terminating: bool,
     /// Set when the agent ended the pod itself (rejection, deadline).
     pub verdict: Option<PodVerdict>,
+    /// Why the agent is stopping the pod, when it disrupts it (eviction): the
+    /// `DisruptionTarget` condition's message (reason `TerminationByKubelet`).
+    #[serde(default)]
+    pub disruption: Option<String>,
 }
 
 impl PodRecord {

@@ -203,12 +203,16 @@ fn conditions(
             observed_generation: generation,
         }
     };
-    vec![
+    let mut out = vec![
         make("PodReadyToStartContainers", (record.sandbox_ready, None, None)),
         make("Initialized", initialized),
         make("ContainersReady", containers_ready),
         make("Ready", ready),
-    ]
+    ];
+    if let Some(message) = &record.disruption {
+        out.push(make("DisruptionTarget", (true, Some("TerminationByKubelet"), Some(message.clone()))));
+    }
+    out
 }
 
 fn container_status(c: &ContainerRecord) -> ContainerStatus {

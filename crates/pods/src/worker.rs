@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<wasmlet_metrics::Metrics>,
     /// Requests of admitted, non-terminal pods, by UID.
     pub(crate) admitted: Mutex<HashMap<String, Requests>>,
+    /// Admission under node pressure (the eviction manager's), once set.
+    pub(crate) pressure: std::sync::OnceLock<wasmlet_eviction::Admission>,
 }
 
 impl Shared {
@@ -67,6 +69,8 @@ pub struct PodWorker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) uid: String,
     pub(crate) updates: watch::Receiver<PodUpdate>,
+    /// The eviction manager's request to evict this pod.
+    pub(crate) evictions: watch::Receiver<Option<crate::evict::Eviction>>,
     /// The object as last seen (kept when it disappears).
     pub(crate) pod: Arc<Pod>,
     pub(crate) record: Arc<Mutex<PodRecord>>,

@@ -31,7 +31,8 @@ impl Agent {
         let mut command = Command::new(bin);
         command.args(args).env_remove("WASMLET_LOG").env_remove("RUST_LOG");
         // As for WasmletNode: the build machine's disk is no test's subject.
-        let eviction = std::env::var("WASMLET_EVICTION_HARD").unwrap_or_else(|_| "nodefs.available<1%".into());
+        let eviction =
+            std::env::var("WASMLET_EVICTION_HARD").unwrap_or_else(|_| crate::node::TEST_EVICTION_HARD.into());
         command.env("WASMLET_EVICTION_HARD", eviction);
         for (k, v) in env {
             command.env(k, v);

@@ -12,6 +12,10 @@ use rand::Rng;
 
 use crate::{testbed, wait};
 
+/// The hard eviction thresholds of test nodes (see `spawn`), unless
+/// `WASMLET_EVICTION_HARD` or a flag says otherwise.
+pub const TEST_EVICTION_HARD: &str = "memory.available<100Mi,nodefs.available<1%";
+
 /// How long a node may take to become Ready after its process starts.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -90,12 +94,14 @@ impl WasmletNode {
             .args(&self.extra)
             .env("WASMLET_LOG", std::env::var("WASMLET_LOG").unwrap_or_else(|_| "info".into()))
             // Test nodes share the build machine's disk, which a workspace's
-            // build artefacts can push under the 10 % default; a node with
-            // DiskPressure is tainted and the scheduler skips it. No test
-            // here is about disk pressure, so the threshold is 1 %.
+            // build artefacts can push under the 10 % (15 % imagefs) defaults;
+            // a node with DiskPressure is tainted, refuses pods and evicts
+            // them. No test here is about disk pressure, so the only disk
+            // threshold is nodefs at 1 % (a given --eviction-hard replaces
+            // all the defaults, as upstream); memory keeps its default.
             .env(
                 "WASMLET_EVICTION_HARD",
-                std::env::var("WASMLET_EVICTION_HARD").unwrap_or_else(|_| "nodefs.available<1%".into()),
+                std::env::var("WASMLET_EVICTION_HARD").unwrap_or_else(|_| TEST_EVICTION_HARD.into()),
             )
             .stdin(Stdio::null())
             .stdout(log)
@@ -113,6 +119,15 @@ impl WasmletNode {
         let ok = wait::try_for_object(&nodes, &self.name, READY_TIMEOUT, |n| node_ready(n) == Some("True")).await;
         if let Err(last) = ok {
             panic!("node {} not Ready: {last:#?}\nwasmlet log:\n{}", self.name, self.log_tail(60));
+        }
+    }
+
+    /// The agent's process ID, while it runs (and has not exited).
+    pub fn pid(&mut self) -> Option<u32> {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
+            Ok(None) => Some(child.id()),
+            _ => None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Wiring: node registration, heartbeats, the kubelet API and pod sync, and a
-//! two-phase shutdown.
+//! Wiring: node registration, heartbeats, the kubelet API, pod sync and the
+//! eviction manager, and a two-phase shutdown.
 //!
 //! On SIGTERM or SIGINT: (1) pod sync stops — every pod's containers stop
 //! within their grace period (capped by [`SHUTDOWN_GRACE`]) and the record of
@@ -79,9 +79,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let (health_tx, health_rx) = watch::channel(NodeHealth {
         ready: false,
         message: "wasmlet is starting: pod sync has not listed pods yet".into(),
-        images: Vec::new(),
+        ..NodeHealth::default()
     });
-    tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid).run(health_rx, late.clone()));
+    tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid.clone()).run(health_rx, late.clone()));
 
     let sources = wasmlet_volumes::Sources::new(client.clone(), Default::default(), late.clone());
     let volumes = wasmlet_volumes::Volumes::new(
@@ -98,7 +98,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         let s = compile_stats.compile_stats();
         wasmlet_metrics::CompileCounts { compiles: s.compiles, cache_hits: s.hits, failures: s.failures }
     });
-    let pods = Pods::new(
+    let pods = Arc::new(Pods::new(
         client.clone(),
         wasmlet_pods::Config {
             node_name: settings.node_name.clone(),
@@ -116,7 +116,19 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         network.clone(),
         volumes,
         metrics.clone(),
+    ));
+    let target = crate::eviction::Node::new(
+        client.clone(),
+        pods.clone(),
+        metrics.clone(),
+        settings.root_dir.clone(),
+        &settings.node_name,
+        &node_uid,
     );
+    let evictions = wasmlet_eviction::Manager::new(settings.eviction.clone(), Arc::new(target));
+    pods.set_pressure_admission(evictions.admission());
+    let pressure = evictions.conditions();
+    tracker.spawn(evictions.run(shutdown.clone()));
 
     let routes = api::Routes {
         provider: pods.provider(Default::default()),
@@ -127,26 +139,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     api::start(&settings, &identity, routes, &tracker, shutdown.clone(), late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
-    let ready = synced.clone();
-    let net_status = network.status();
-    tracker.spawn(async move {
-        ready.notified().await;
-        // A broken pod network keeps the node NotReady, with the reason, as
-        // upstream does for a runtime whose network plugin is not ready.
-        let health = if net_status.ready {
-            NodeHealth { ready: true, message: String::new(), images: Vec::new() }
-        } else {
-            NodeHealth {
-                ready: false,
-                message: format!("pod network is not ready: {}", net_status.message),
-                images: Vec::new(),
-            }
-        };
-        let _ = health_tx.send(health);
-        tracing::info!(ready = net_status.ready, "pods listed; node status set");
-        // Keep the sender alive until shutdown so the heartbeat keeps its input.
-        health_tx.closed().await;
-    });
+    tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure));
 
     pods.run(shutdown.clone(), synced).await;
     tracing::info!("pods stopped; stopping the kubelet API and heartbeat");
@@ -158,6 +151,47 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Feeds the heartbeat: Ready once pods are listed (NotReady with the reason
+/// when the pod network is broken, as upstream does for a runtime whose
+/// network plugin is not ready), and the eviction manager's pressure
+/// conditions as they change. Returns when the heartbeat is gone.
+async fn node_health(
+    health: watch::Sender<NodeHealth>,
+    listed: Arc<Notify>,
+    network: wasmlet_network::Status,
+    mut pressure: watch::Receiver<wasmlet_eviction::Conditions>,
+) {
+    let mut listed = std::pin::pin!(listed.notified());
+    let (mut waiting, mut pressure_open) = (true, true);
+    loop {
+        tokio::select! {
+            () = &mut listed, if waiting => {
+                waiting = false;
+                let message = if network.ready {
+                    String::new()
+                } else {
+                    format!("pod network is not ready: {}", network.message)
+                };
+                health.send_modify(|h| {
+                    h.ready = network.ready;
+                    h.message = message;
+                });
+                tracing::info!(ready = network.ready, "pods listed; node status set");
+            }
+            changed = pressure.changed(), if pressure_open => {
+                if changed.is_err() {
+                    pressure_open = false;
+                    continue;
+                }
+                let now = *pressure.borrow_and_update();
+                health.send_if_modified(|h| std::mem::replace(&mut h.pressure, now) != now);
+                tracing::info!(?now, "node pressure conditions changed");
+            }
+            () = health.closed() => return,
+        }
+    }
+}
+
 fn node_config(s: &Settings) -> NodeConfig {
     let mut c = NodeConfig::new(s.node_name.clone(), s.node_ip, s.node_name.clone());
     c.kubelet_port = s.port;
@@ -165,7 +199,8 @@ fn node_config(s: &Settings) -> NodeConfig {
     c.taints = s.taints.clone();
     c.max_pods = s.max_pods;
     c.root_dir = s.root_dir.clone();
-    c.eviction = s.eviction;
+    c.eviction = s.eviction.thresholds.clone();
+    c.reserved = s.reserved;
     c.runtime_version = format!("wasmtime://{WASMTIME_VERSION}");
     c
 }

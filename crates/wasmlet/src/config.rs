@@ -104,10 +104,44 @@ pub(crate) struct Args {
     /// `Webhook` (SubjectAccessReview per request, the default) or `AlwaysAllow`.
     #[arg(long, env = "WASMLET_AUTHORIZATION_MODE")]
     pub(crate) authorization_mode: Option<String>,
-    /// Hard eviction thresholds, as upstream:
-    /// `memory.available<100Mi,nodefs.available<10%` (the defaults).
+    /// Hard eviction thresholds, as upstream (`SIGNAL<VALUE`, a quantity or
+    /// a percentage; setting it replaces the defaults
+    /// `memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%,imagefs.inodesFree<5%`).
     #[arg(long, env = "WASMLET_EVICTION_HARD")]
+    #[serde(deserialize_with = "eviction::langle_map")]
     pub(crate) eviction_hard: Option<String>,
+    /// Soft eviction thresholds (`SIGNAL<VALUE`), each with a grace period.
+    #[arg(long, env = "WASMLET_EVICTION_SOFT")]
+    #[serde(deserialize_with = "eviction::langle_map")]
+    pub(crate) eviction_soft: Option<String>,
+    /// Grace periods of the soft thresholds, `memory.available=1m30s,...`.
+    #[arg(long, env = "WASMLET_EVICTION_SOFT_GRACE_PERIOD")]
+    #[serde(deserialize_with = "eviction::equals_map")]
+    pub(crate) eviction_soft_grace_period: Option<String>,
+    /// Longest grace period (seconds) a soft eviction gives a pod (default 0).
+    #[arg(long, env = "WASMLET_EVICTION_MAX_POD_GRACE_PERIOD")]
+    pub(crate) eviction_max_pod_grace_period: Option<i64>,
+    /// How long a pressure condition stays after its threshold was last met (default 5m).
+    #[arg(long, env = "WASMLET_EVICTION_PRESSURE_TRANSITION_PERIOD")]
+    pub(crate) eviction_pressure_transition_period: Option<String>,
+    /// Minimum amount to reclaim past a threshold, `nodefs.available=500Mi,...`.
+    #[arg(long, env = "WASMLET_EVICTION_MINIMUM_RECLAIM")]
+    #[serde(deserialize_with = "eviction::equals_map")]
+    pub(crate) eviction_minimum_reclaim: Option<String>,
+    /// Keep the defaults of signals --eviction-hard does not name (default false, as upstream).
+    #[arg(long, env = "WASMLET_MERGE_DEFAULT_EVICTION_SETTINGS", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) merge_default_eviction_settings: Option<bool>,
+    /// How often the eviction manager looks at the node (upstream's fixed 10s).
+    #[arg(long, env = "WASMLET_EVICTION_MONITORING_PERIOD")]
+    pub(crate) eviction_monitoring_period: Option<String>,
+    /// Resources reserved for the system, `cpu=500m,memory=1Gi,ephemeral-storage=1Gi`.
+    #[arg(long, env = "WASMLET_SYSTEM_RESERVED")]
+    #[serde(deserialize_with = "eviction::equals_map")]
+    pub(crate) system_reserved: Option<String>,
+    /// Resources reserved for Kubernetes daemons (the agent), same syntax.
+    #[arg(long, env = "WASMLET_KUBE_RESERVED")]
+    #[serde(deserialize_with = "eviction::equals_map")]
+    pub(crate) kube_reserved: Option<String>,
 }
 
 /// The validated settings.
@@ -127,7 +161,8 @@ pub(crate) struct Settings {
     pub(crate) pod_network: wasmlet_network::Mode,
     pub(crate) token_refresh_fraction: f64,
     pub(crate) security: security::Security,
-    pub(crate) eviction: wasmlet_node::EvictionThresholds,
+    pub(crate) eviction: wasmlet_eviction::Config,
+    pub(crate) reserved: wasmlet_node::Reserved,
 }
 
 /// An invalid setting.
@@ -175,7 +210,16 @@ impl Args {
             client_ca_file,
             authentication_token_webhook,
             authorization_mode,
-            eviction_hard
+            eviction_hard,
+            eviction_soft,
+            eviction_soft_grace_period,
+            eviction_max_pod_grace_period,
+            eviction_pressure_transition_period,
+            eviction_minimum_reclaim,
+            merge_default_eviction_settings,
+            eviction_monitoring_period,
+            system_reserved,
+            kube_reserved
         );
         Ok(self)
     }
@@ -183,6 +227,7 @@ impl Args {
     /// Applies defaults and validates everything, without network access.
     pub(crate) fn settings(mut self) -> Result<Settings, Invalid> {
         let security_flags = security::Flags::take(&mut self);
+        let (eviction, reserved) = eviction::settings(&self)?;
         let node_name = match self.node_name {
             Some(n) => n,
             None => hostname().ok_or_else(|| invalid("cannot determine the host name; set --node-name"))?,
@@ -248,7 +293,6 @@ impl Args {
             "host" => wasmlet_network::Mode::Host,
             other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
         };
-        let eviction = eviction::parse(self.eviction_hard.as_deref().unwrap_or(""))?;
         let token_refresh_fraction = self.token_refresh_fraction.unwrap_or(0.8);
         if !(0.01..=1.0).contains(&token_refresh_fraction) {
             return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
@@ -269,6 +313,7 @@ impl Args {
             token_refresh_fraction,
             security,
             eviction,
+            reserved,
         })
     }
 }

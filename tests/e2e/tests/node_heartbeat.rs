@@ -232,7 +232,7 @@ async fn heartbeat_makes_the_node_ready_renews_the_lease_and_reports_health() {
 
     // Not ready: reported at once, with the binary's message.
     let message = "wasm runtime is not ready: engine failed to start";
-    health_tx.send(NodeHealth { ready: false, message: message.into(), images: Vec::new() }).unwrap();
+    health_tx.send(NodeHealth { ready: false, message: message.into(), ..NodeHealth::default() }).unwrap();
     let n = node.wait_ready("False", "KubeletNotReady", Duration::from_secs(5)).await;
     assert_eq!(ready(&n).unwrap().message.as_deref(), Some(message));
     health_tx.send(healthy()).unwrap();

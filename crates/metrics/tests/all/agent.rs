@@ -20,6 +20,9 @@ fn recorded_values_are_rendered() {
     metrics.container_restarted();
     metrics.api_error("patch_pod_status");
     metrics.api_error("patch_pod_status");
+    metrics.eviction("allocatableMemory.available");
+    metrics.eviction("allocatableMemory.available");
+    metrics.eviction("nodefs.available");
     metrics.set_compile_source(|| CompileCounts { compiles: 3, cache_hits: 7, failures: 1 });
     let text = metrics.render();
     let lines = lines(&text);
@@ -38,6 +41,9 @@ fn recorded_values_are_rendered() {
         "wasmlet_compile_cache_hits_total 7",
         "wasmlet_compile_failures_total 1",
         "wasmlet_api_errors_total{operation=\"patch_pod_status\"} 2",
+        "# TYPE kubelet_evictions counter",
+        "kubelet_evictions_total{eviction_signal=\"allocatableMemory.available\"} 2",
+        "kubelet_evictions_total{eviction_signal=\"nodefs.available\"} 1",
     ] {
         assert!(lines.contains(&expected), "{expected:?} missing from:\n{text}");
     }

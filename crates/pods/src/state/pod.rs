@@ -105,7 +105,8 @@ impl State<PodWorker> for Admitting {
                 let others: Vec<Requests> =
                     admitted.iter().filter(|(uid, _)| **uid != w.uid).map(|(_, r)| *r).collect();
                 let cfg = &w.shared.config;
-                let verdict = admission::admit(&w.pod, &others, &cfg.allocatable, &cfg.wasm);
+                let verdict = admission::under_pressure(w.shared.pressure.get(), &w.pod)
+                    .and_then(|()| admission::admit(&w.pod, &others, &cfg.allocatable, &cfg.wasm));
                 if verdict.is_ok() {
                     admitted.insert(w.uid.clone(), requests);
                 }
@@ -312,6 +313,9 @@ impl State<PodWorker> for Initializing {
                     if w.pod.metadata.deletion_timestamp.is_some() {
                         return Transition::next(self, Terminating { grace: w.grace(), verdict: None });
                     }
+                    if let Some(evicted) = evicted(w).await {
+                        return Transition::next(self, evicted);
+                    }
                     if done(w) {
                         break;
                     }
@@ -326,6 +330,7 @@ impl State<PodWorker> for Initializing {
                         r = w.updates.changed() => if r.is_err() {
                             return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
                         },
+                        Ok(()) = w.evictions.changed() => {}
                         () = tokio::time::sleep(RESYNC) => w.sync_status().await,
                         () = cancel.cancelled() => {}
                     }
@@ -369,6 +374,9 @@ impl State<PodWorker> for Running {
                 if w.pod.metadata.deletion_timestamp.is_some() {
                     return Transition::next(self, Terminating { grace: w.grace(), verdict: None });
                 }
+                if let Some(evicted) = evicted(w).await {
+                    return Transition::next(self, evicted);
+                }
                 if w.containers.is_empty() {
                     // Every regular container is done: sidecars stop now (KEP-753).
                     w.update(|r| r.terminating = true);
@@ -384,6 +392,7 @@ impl State<PodWorker> for Running {
                     r = w.updates.changed() => if r.is_err() {
                         return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
                     },
+                    Ok(()) = w.evictions.changed() => {}
                     Some(res) = w.containers.join_next() => {
                         if let Err(e) = res {
                             tracing::error!(error = %e, "container task failed; this is a bug");
@@ -415,6 +424,21 @@ impl State<PodWorker> for Running {
             }
         })
     }
+}
+
+/// The eviction manager's request, if there is one: the `Evicted` event,
+/// the `DisruptionTarget` condition, then termination with the eviction's
+/// grace period and an `Evicted` verdict.
+async fn evicted(w: &mut PodWorker) -> Option<Terminating> {
+    let eviction = w.evictions.borrow_and_update().clone()?;
+    tracing::warn!(message = %eviction.message, grace = ?eviction.grace, "evicting the pod");
+    let pod = w.pod.clone();
+    w.shared.events.warning(&pod, None, "Evicted", eviction.message.clone()).await;
+    w.update(|r| r.disruption = Some(eviction.message.clone()));
+    w.sync_status().await;
+    let verdict =
+        PodVerdict { phase: "Failed".into(), reason: Some("Evicted".into()), message: Some(eviction.message) };
+    Some(Terminating { grace: eviction.grace, verdict: Some(verdict) })
 }
 
 /// An emptyDir over its `sizeLimit` evicts the pod, as upstream's eviction

@@ -187,3 +187,32 @@ fn init_containers_and_sidecars_shape_the_phase() {
     done.init_containers[0].state = ContainerState::Terminated(end(143));
     assert_eq!(phase_of("Never", &done), "Succeeded", "once stopped, the regular containers decide");
 }
+
+#[test]
+fn an_evicted_pod_is_failed_with_a_disruption_target() {
+    let message = "The node was low on resource: memory. ";
+    let mut record = PodRecord {
+        sandbox_ready: true,
+        containers: vec![running("a")],
+        disruption: Some(message.into()),
+        ..Default::default()
+    };
+    let s = compute(&Pod::default(), &record, &addrs(), t(10));
+    let dt = s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "DisruptionTarget").unwrap();
+    assert_eq!(
+        (dt.status.as_str(), dt.reason.as_deref(), dt.message.as_deref()),
+        ("True", Some("TerminationByKubelet"), Some(message))
+    );
+    record.containers = vec![exited("a", 143)];
+    record.terminating = true;
+    record.verdict =
+        Some(PodVerdict { phase: "Failed".into(), reason: Some("Evicted".into()), message: Some(message.into()) });
+    let s = compute(&Pod::default(), &record, &addrs(), t(20));
+    assert_eq!(
+        (s.phase.as_deref(), s.reason.as_deref(), s.message.as_deref()),
+        (Some("Failed"), Some("Evicted"), Some(message))
+    );
+    assert!(s.conditions.as_ref().unwrap().iter().any(|c| c.type_ == "DisruptionTarget" && c.status == "True"));
+    let plain = compute(&Pod::default(), &PodRecord::default(), &addrs(), t(0));
+    assert!(!plain.conditions.unwrap().iter().any(|c| c.type_ == "DisruptionTarget"));
+}

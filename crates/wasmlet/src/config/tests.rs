@@ -80,6 +80,12 @@ fn bad_values_are_explained() {
         (&["--node-name=n", "--node-labels=kubernetes.io/role=x"], "may not set"),
         (&["--node-name=n", "--register-with-taints=a=b:Sometimes"], "unknown effect"),
         (&["--node-name=n", "--tls-cert-file=/nonexistent"], "go together"),
+        (&["--node-name=n", "--eviction-hard=memory.available=1Gi"], "--eviction-hard: malformed pair"),
+        (&["--node-name=n", "--eviction-soft=memory.available<1Gi"], "grace period must be specified"),
+        (&["--node-name=n", "--eviction-pressure-transition-period=5"], "--eviction-pressure-transition-period"),
+        (&["--node-name=n", "--eviction-monitoring-period=0s"], "--eviction-monitoring-period"),
+        (&["--node-name=n", "--eviction-max-pod-grace-period=-1"], "--eviction-max-pod-grace-period"),
+        (&["--node-name=n", "--system-reserved=memory=lots"], "--system-reserved"),
     ];
     for (extra, want) in cases {
         let err = match settings(dir.path(), extra) {
@@ -168,4 +174,45 @@ fn bootstrap_kubeconfig_without_a_node_kubeconfig() {
         (format!("--tls-cert-file={}", tls.display()), format!("--tls-private-key-file={}", tls.display()));
     let err = settings(dir.path(), &["--node-name=n", &cert, &key, "--rotate-server-certificates"]).unwrap_err();
     assert!(err.to_string().contains("exclude each other"), "{err}");
+}
+
+#[test]
+fn eviction_and_reservations_from_flags_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), &["--node-name=n1"]).unwrap();
+    assert_eq!(s.eviction, wasmlet_eviction::Config::default(), "upstream's defaults");
+    assert_eq!(s.reserved, wasmlet_node::Reserved::default());
+
+    let file = dir.path().join("wasmlet.yaml");
+    std::fs::write(
+        &file,
+        "evictionHard:\n  memory.available: 200Mi\n  nodefs.available: 5%\n\
+         evictionSoft: {memory.available: 1Gi}\nevictionSoftGracePeriod: {memory.available: 1m}\n\
+         evictionMaxPodGracePeriod: 20\nevictionPressureTransitionPeriod: 30s\n\
+         systemReserved: {cpu: 500m, memory: 1Gi}\nkubeReserved: {memory: 256Mi, pid: 100}\n",
+    )
+    .unwrap();
+    let config = format!("--config={}", file.display());
+    let s = settings(dir.path(), &[&config, "--node-name=n1", "--eviction-monitoring-period=2s"]).unwrap();
+    let e = &s.eviction;
+    let signals: Vec<_> = e.thresholds.iter().map(|t| (t.signal.as_str(), t.grace_period.as_secs())).collect();
+    assert_eq!(
+        signals,
+        [
+            ("memory.available", 0),
+            ("nodefs.available", 0),
+            ("memory.available", 60),
+            ("allocatableMemory.available", 0)
+        ]
+    );
+    assert_eq!(e.max_pod_grace_period, std::time::Duration::from_secs(20));
+    assert_eq!(e.pressure_transition_period, std::time::Duration::from_secs(30));
+    assert_eq!(e.monitoring_interval, std::time::Duration::from_secs(2), "the flag");
+    assert_eq!(s.reserved.cpu_millis, 500);
+    assert_eq!(s.reserved.memory_bytes, (1 << 30) + (256 << 20), "system + kube");
+    assert_eq!(e.reserved_memory, s.reserved.memory_bytes);
+
+    let s = settings(dir.path(), &[&config, "--node-name=n1", "--eviction-hard=memory.available<300Mi"]).unwrap();
+    assert_eq!(s.eviction.thresholds[0].signal.as_str(), "memory.available");
+    assert_eq!(s.eviction.thresholds.len(), 3, "the flag's map replaces the file's: {:?}", s.eviction.thresholds);
 }

@@ -108,6 +108,18 @@ pub(crate) struct Args {
     /// `memory.available<100Mi,nodefs.available<10%` (the defaults).
     #[arg(long, env = "WASMLET_EVICTION_HARD")]
     pub(crate) eviction_hard: Option<String>,
+    /// The most any guest may connect to, CIDRs or IPs, comma-separated, or
+    /// `none` (default: everything). Destinations on the node itself are
+    /// refused on top of it.
+    #[arg(long = "guest-outbound-cidrs", env = "WASMLET_GUEST_OUTBOUND_CIDRS")]
+    #[serde(rename = "guestOutboundCIDRs", deserialize_with = "list_from_seq")]
+    pub(crate) guest_outbound_cidrs: Option<String>,
+    /// Node-local destinations (loopback, the node's IPs, link-local,
+    /// metadata endpoints) guests may reach anyway, CIDRs or IPs,
+    /// comma-separated, e.g. a NodeLocal DNSCache `169.254.20.10` (default: none).
+    #[arg(long, env = "WASMLET_ALLOWED_NODE_LOCAL_DESTINATIONS")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) allowed_node_local_destinations: Option<String>,
 }
 
 /// The validated settings.
@@ -128,6 +140,9 @@ pub(crate) struct Settings {
     pub(crate) token_refresh_fraction: f64,
     pub(crate) security: security::Security,
     pub(crate) eviction: wasmlet_node::EvictionThresholds,
+    /// Where guests may connect: the node's limits (`--guest-outbound-cidrs`,
+    /// `--allowed-node-local-destinations`).
+    pub(crate) guest_network: wasmlet_runtime::NodePolicy,
 }
 
 /// An invalid setting.
@@ -175,7 +190,9 @@ impl Args {
             client_ca_file,
             authentication_token_webhook,
             authorization_mode,
-            eviction_hard
+            eviction_hard,
+            guest_outbound_cidrs,
+            allowed_node_local_destinations
         );
         Ok(self)
     }
@@ -249,6 +266,16 @@ impl Args {
             other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
         };
         let eviction = eviction::parse(self.eviction_hard.as_deref().unwrap_or(""))?;
+        let pod_interface = match &pod_network {
+            wasmlet_network::Mode::Addresses { interface } => Some(interface.clone()),
+            wasmlet_network::Mode::Host => None,
+        };
+        let guest_network = network::parse(
+            self.guest_outbound_cidrs.as_deref(),
+            self.allowed_node_local_destinations.as_deref(),
+            node_ip,
+            pod_interface,
+        )?;
         let token_refresh_fraction = self.token_refresh_fraction.unwrap_or(0.8);
         if !(0.01..=1.0).contains(&token_refresh_fraction) {
             return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
@@ -269,6 +296,7 @@ impl Args {
             token_refresh_fraction,
             security,
             eviction,
+            guest_network,
         })
     }
 }
@@ -394,6 +422,7 @@ fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 }
 
 mod eviction;
+mod network;
 mod security;
 
 pub(crate) use security::AuthorizationMode;

@@ -13,8 +13,8 @@
 //! # Caveats
 //!
 //! An address added to an interface is refused from the moment the thread
-//! has re-read the addresses: well under a millisecond after the kernel's
-//! notification on an idle machine, but not atomically with the change.
+//! has re-read the addresses, right after the kernel's notification but not
+//! atomically with the change.
 
 use std::collections::BTreeSet;
 use std::io;

@@ -182,13 +182,15 @@ pub(crate) struct Guard {
     pub(crate) node: NodeNetwork,
 }
 
-/// Why a guest may not connect somewhere.
+/// Why a guest may not use an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Denied {
     /// The node refuses it to every guest.
     Node(Refusal),
     /// The pod's [`Outbound`] leaves it out.
     Pod,
+    /// Not one of the pod's addresses and ports (binds and listens).
+    NotPodAddress,
 }
 
 impl std::fmt::Display for Denied {
@@ -196,19 +198,28 @@ impl std::fmt::Display for Denied {
         match self {
             Self::Node(refusal) => write!(f, "{refusal}"),
             Self::Pod => f.write_str("not in the pod's wasmlet.dev/outbound"),
+            Self::NotPodAddress => f.write_str("not one of the pod's addresses and ports"),
         }
     }
 }
 
 impl Guard {
-    /// Whether the guest may use `addr` for `usage`.
-    pub(crate) fn allows(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+    /// Why the guest may not use `addr` for `usage`, or `None` when it may.
+    pub(crate) fn denied(&self, addr: SocketAddr, usage: SocketAddrUse) -> Option<Denied> {
         match usage {
-            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => self.connect_denied(addr.ip()).is_none(),
+            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => self.connect_denied(addr.ip()),
             // Ephemeral ports are for clients: none when nothing may be reached.
-            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind if addr.port() == 0 && !self.node.allows_any() => false,
-            _ => self.pod.allows(addr, usage),
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind if addr.port() == 0 && !self.node.allows_any() => {
+                Some(Denied::Node(Refusal::OutsideNodeCidrs))
+            }
+            _ => (!self.pod.allows(addr, usage)).then_some(Denied::NotPodAddress),
         }
+    }
+
+    /// Whether the guest may use `addr` for `usage`.
+    #[cfg(test)]
+    pub(crate) fn allows(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+        self.denied(addr, usage).is_none()
     }
 
     /// Why the guest may not connect to `ip`, or `None` when it may.
@@ -230,22 +241,17 @@ impl Guard {
         wasi.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(lookup);
         let guard = Arc::clone(self);
         wasi.socket_addr_check(move |addr, usage| {
-            let allowed = guard.allows(addr, usage);
-            if !allowed {
-                let reason = match usage {
-                    SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => guard.connect_denied(addr.ip()),
-                    _ => None,
-                };
-                let reason = reason.map_or_else(|| "not a pod address and port".to_owned(), |d| d.to_string());
+            let denied = guard.denied(addr, usage);
+            if let Some(reason) = denied {
                 tracing::debug!(socket.addr = %addr, socket.usage = ?usage, %reason, "socket use refused by policy");
             }
-            Box::pin(std::future::ready(allowed))
+            Box::pin(std::future::ready(denied.is_none()))
         });
     }
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4, so one rule covers both forms.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,

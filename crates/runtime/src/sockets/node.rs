@@ -155,12 +155,12 @@ impl NodeNetwork {
     /// Why the node refuses `ip` to guests, or `None` when it allows it.
     pub fn refusal(&self, ip: IpAddr) -> Option<Refusal> {
         let policy = &self.inner.policy;
-        let (ip, embedded) = forms(ip);
         // The outer bound is checked on the address the kernel would use.
+        let ip = super::canonical(ip);
         if !policy.outbound_cidrs.iter().any(|net| net.contains(&ip)) {
             return Some(Refusal::OutsideNodeCidrs);
         }
-        std::iter::once(ip).chain(embedded).find_map(|form| {
+        std::iter::once(ip).chain(embedded_v4(ip)).find_map(|form| {
             let kind = self.node_local(form)?;
             (!policy.allowed_node_local.iter().any(|net| net.contains(&form))).then_some(kind)
         })
@@ -198,21 +198,17 @@ impl NodeNetwork {
     }
 }
 
-/// `ip` as the kernel would connect to it (IPv4-mapped as IPv4), and the
-/// IPv4 address another form embeds (IPv4-compatible, NAT64).
-fn forms(ip: IpAddr) -> (IpAddr, Option<IpAddr>) {
+/// The IPv4 address an IPv6 address embeds other than by mapping
+/// (IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`).
+fn embedded_v4(ip: IpAddr) -> Option<IpAddr> {
     let IpAddr::V6(v6) = ip else {
-        return (ip, None);
+        return None;
     };
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return (IpAddr::V4(v4), None);
-    }
     let [a, b, c, d, e, f, _, _] = v6.segments();
     let [.., w, x, y, z] = v6.octets();
-    let embedded = Ipv4Addr::new(w, x, y, z);
     let compatible = [a, b, c, d, e, f] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
     let nat64 = [a, b, c, d, e, f] == [0x64, 0xff9b, 0, 0, 0, 0];
-    (ip, (compatible || nat64).then_some(IpAddr::V4(embedded)))
+    (compatible || nat64).then_some(IpAddr::V4(Ipv4Addr::new(w, x, y, z)))
 }
 
 /// Whether two networks share an address (CIDR blocks nest or are disjoint).

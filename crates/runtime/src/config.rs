@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::pool::Allocator;
+use crate::sockets::NodePolicy;
 
 /// Default [`Config::epoch_tick`]: how often the engine's epoch advances.
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -82,6 +83,10 @@ pub struct Config {
     /// How the engine allocates instances: the pooling allocator by default
     /// (see [`pool`](crate::pool) for its sizes and what they bound).
     pub allocator: Allocator,
+    /// The node administrator's limits on where guests may connect; the
+    /// node-local destinations are refused on top of them (see
+    /// [`sockets`](crate::sockets)).
+    pub node_policy: NodePolicy,
 }
 
 impl Default for Config {
@@ -100,6 +105,7 @@ impl Default for Config {
             cpu_period: DEFAULT_CPU_PERIOD,
             cpu_burst: DEFAULT_CPU_BURST,
             allocator: Allocator::default(),
+            node_policy: NodePolicy::default(),
         }
     }
 }

@@ -53,6 +53,6 @@ pub use http::{HttpLimits, HttpSpec, HttpStats, Listening};
 pub use pool::{Allocator, Pool};
 pub use run::StartError;
 pub use runtime::{Error, Runtime};
-pub use sockets::{Outbound, SocketPolicy};
+pub use sockets::{NodeNetwork, NodePolicy, Outbound, Refusal, SocketPolicy};
 pub use spec::{GuestSpec, Limits, Mount, Output};
 pub use stats::GuestStats;

@@ -30,7 +30,7 @@ use wasmtime_wasi::cli::AsyncStdoutStream;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::run::StartError;
-use crate::sockets::SocketPolicy;
+use crate::sockets::{Guard, NodeNetwork};
 use crate::spec::{GuestSpec, Mount, Output};
 
 /// The guest name of the preopen that stands for the working directory.
@@ -46,7 +46,7 @@ pub(crate) struct Template {
     /// Mounts, then the working directory's preopen as `.` if it has one.
     preopens: Vec<Preopen>,
     working_dir: Option<String>,
-    sockets: Arc<SocketPolicy>,
+    sockets: Arc<Guard>,
 }
 
 #[derive(Debug)]
@@ -59,8 +59,9 @@ struct Preopen {
 }
 
 impl Template {
-    /// The template of `spec` (its stdio, limits and stats are left out).
-    pub(crate) fn new(spec: &GuestSpec) -> Result<Self, StartError> {
+    /// The template of `spec` (its stdio, limits and stats are left out),
+    /// its sockets confined by `node`.
+    pub(crate) fn new(spec: &GuestSpec, node: &NodeNetwork) -> Result<Self, StartError> {
         let mut env = spec.env.clone();
         let mut preopens: Vec<Preopen> = spec
             .mounts
@@ -80,12 +81,12 @@ impl Template {
             env,
             preopens,
             working_dir: spec.working_dir.clone(),
-            sockets: Arc::new(spec.sockets.clone()),
+            sockets: Arc::new(Guard { pod: spec.sockets.clone(), node: node.clone() }),
         })
     }
 
-    /// The guest's socket policy.
-    pub(crate) fn sockets(&self) -> Arc<SocketPolicy> {
+    /// The guest's socket check.
+    pub(crate) fn sockets(&self) -> Arc<Guard> {
         Arc::clone(&self.sockets)
     }
 
@@ -111,9 +112,10 @@ impl Template {
     }
 }
 
-/// A WASI builder for `spec`, with stdio buffered by `stdio_buffer` bytes.
-pub(crate) fn builder(spec: GuestSpec, stdio_buffer: usize) -> Result<WasiCtxBuilder, StartError> {
-    let mut wasi = Template::new(&spec)?.builder()?;
+/// A WASI builder for `spec` on `node`, with stdio buffered by
+/// `stdio_buffer` bytes.
+pub(crate) fn builder(spec: GuestSpec, node: &NodeNetwork, stdio_buffer: usize) -> Result<WasiCtxBuilder, StartError> {
+    let mut wasi = Template::new(&spec, node)?.builder()?;
     wasi.stdout(stdio(spec.stdout, stdio_buffer));
     wasi.stderr(stdio(spec.stderr, stdio_buffer));
     Ok(wasi)

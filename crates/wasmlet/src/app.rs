@@ -48,6 +48,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let runtime = wasmlet_runtime::Runtime::new(wasmlet_runtime::Config {
         cache_dir: Some(settings.root_dir.join("cache").join("wasmtime")),
+        node_policy: settings.guest_network.clone(),
         ..Default::default()
     })
     .context("starting the wasm runtime")?;

@@ -142,6 +142,18 @@ pub(crate) struct Args {
     #[arg(long, env = "WASMLET_KUBE_RESERVED")]
     #[serde(deserialize_with = "eviction::equals_map")]
     pub(crate) kube_reserved: Option<String>,
+    /// The most any guest may connect to, CIDRs or IPs, comma-separated, or
+    /// `none` (default: everything). Destinations on the node itself are
+    /// refused on top of it.
+    #[arg(long = "guest-outbound-cidrs", env = "WASMLET_GUEST_OUTBOUND_CIDRS")]
+    #[serde(rename = "guestOutboundCIDRs", deserialize_with = "list_from_seq")]
+    pub(crate) guest_outbound_cidrs: Option<String>,
+    /// Node-local destinations (loopback, the node's IPs, link-local,
+    /// metadata endpoints) guests may reach anyway, CIDRs or IPs,
+    /// comma-separated, e.g. a NodeLocal DNSCache `169.254.20.10` (default: none).
+    #[arg(long, env = "WASMLET_ALLOWED_NODE_LOCAL_DESTINATIONS")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) allowed_node_local_destinations: Option<String>,
 }
 
 /// The validated settings.
@@ -163,6 +175,9 @@ pub(crate) struct Settings {
     pub(crate) security: security::Security,
     pub(crate) eviction: wasmlet_eviction::Config,
     pub(crate) reserved: wasmlet_node::Reserved,
+    /// Where guests may connect: the node's limits (`--guest-outbound-cidrs`,
+    /// `--allowed-node-local-destinations`).
+    pub(crate) guest_network: wasmlet_runtime::NodePolicy,
 }
 
 /// An invalid setting.
@@ -219,7 +234,9 @@ impl Args {
             merge_default_eviction_settings,
             eviction_monitoring_period,
             system_reserved,
-            kube_reserved
+            kube_reserved,
+            guest_outbound_cidrs,
+            allowed_node_local_destinations
         );
         Ok(self)
     }
@@ -293,6 +310,16 @@ impl Args {
             "host" => wasmlet_network::Mode::Host,
             other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
         };
+        let pod_interface = match &pod_network {
+            wasmlet_network::Mode::Addresses { interface } => Some(interface.clone()),
+            wasmlet_network::Mode::Host => None,
+        };
+        let guest_network = network::parse(
+            self.guest_outbound_cidrs.as_deref(),
+            self.allowed_node_local_destinations.as_deref(),
+            node_ip,
+            pod_interface,
+        )?;
         let token_refresh_fraction = self.token_refresh_fraction.unwrap_or(0.8);
         if !(0.01..=1.0).contains(&token_refresh_fraction) {
             return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
@@ -314,6 +341,7 @@ impl Args {
             security,
             eviction,
             reserved,
+            guest_network,
         })
     }
 }
@@ -439,6 +467,7 @@ fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 }
 
 mod eviction;
+mod network;
 mod security;
 
 pub(crate) use security::AuthorizationMode;

@@ -6,7 +6,9 @@
 //! HTTP/1.1 and HTTP/2 (prior knowledge) connections ([`conn`]) and gives
 //! each request its own instance of the component ([`request`]), made from
 //! a `ProxyPre` linked once per [`Compiled`] against full WASI preview 2 plus
-//! `wasi:http` ([`state`]).
+//! `wasi:http` ([`state`]). Requests the guest sends out are resolved once,
+//! checked and sent to exactly the checked addresses ([`outgoing`],
+//! [`connect`]).
 //!
 //! # Guarantees
 //!
@@ -37,6 +39,8 @@
 //!   until the end of the drain period (then `503`).
 
 mod conn;
+mod connect;
+mod outgoing;
 mod output;
 mod request;
 mod spec;
@@ -115,7 +119,7 @@ impl Runtime {
         }
         let pre = self.link_http(compiled)?.clone();
         let HttpSpec { mut guest, listen, drain, limits, ready, stats: http_stats } = spec;
-        let template = Template::new(&guest)?;
+        let template = Template::new(&guest, &inner.node_network)?;
         // Open the mounts once now, so a missing one fails the start.
         template.builder()?;
         if stop.is_cancelled() {

@@ -145,7 +145,7 @@ impl Server {
             ctx: wasi.build(),
             table,
             http: WasiHttpCtx::new(),
-            hooks: Outgoing { policy: self.template.sockets() },
+            hooks: Outgoing::new(self.template.sockets()),
             limiter: Limiter::new(self.memory_limit, self.counts, self.stats.clone()),
         };
         let meter = Meter::new(self.stats.clone());

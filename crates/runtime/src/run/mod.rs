@@ -105,7 +105,7 @@ impl Runtime {
             stats.clone(),
         );
         let cpu_millis = spec.limits.cpu_millis;
-        let wasi = crate::wasi::builder(spec, config.stdio_buffer_bytes)?;
+        let wasi = crate::wasi::builder(spec, &inner.node_network, config.stdio_buffer_bytes)?;
         stats.start(std::time::SystemTime::now());
         let meter = Meter::new(stats.clone());
         let throttle = cpu_millis

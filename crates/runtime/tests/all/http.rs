@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasmlet_runtime::{Exit, ExitReason, HttpSpec, HttpStats, Outbound, Runtime, SocketPolicy, StartError};
+use wasmlet_runtime::{Exit, ExitReason, HttpSpec, HttpStats, NodePolicy, Outbound, Runtime, SocketPolicy, StartError};
 
 use crate::{Capture, WAIT, compile, runtime, spec};
 
@@ -26,7 +26,10 @@ struct Served {
 
 impl Served {
     async fn start(tweak: impl FnOnce(&mut HttpSpec)) -> Self {
-        let runtime = runtime();
+        Self::start_on(runtime(), tweak).await
+    }
+
+    async fn start_on(runtime: Runtime, tweak: impl FnOnce(&mut HttpSpec)) -> Self {
         let compiled = compile(&runtime, "http-ctl.wasm").await;
         let (guest, _, stderr) = spec(&["http-ctl"], &[]);
         let mut spec = HttpSpec::new(guest, vec!["127.0.0.1:0".parse().unwrap()]);
@@ -201,12 +204,66 @@ async fn sockets_follow_the_policy() {
     assert_eq!(status, 403, "loopback is refused by default: {body}");
     served.stop().await;
 
-    let served = Served::start(|spec| {
-        spec.guest.sockets.outbound = Outbound::Only(vec!["127.0.0.0/8".parse().unwrap()]);
-    })
-    .await;
+    // A pod asking for loopback does not get it: annotations only narrow.
+    let loopback = || Outbound::Only(vec!["127.0.0.0/8".parse().unwrap()]);
+    let served = Served::start(|spec| spec.guest.sockets.outbound = loopback()).await;
+    let (status, body) = served.get(&format!("/connect?addr={target_addr}")).await;
+    assert_eq!(status, 403, "a pod's outbound list does not widen the node's: {body}");
+    assert!(body.contains("connect failed"), "{body}");
+    served.stop().await;
+
+    // The node's administrator can allow it.
+    let served = Served::start_on(node_allowing_loopback(), |spec| spec.guest.sockets.outbound = loopback()).await;
     let (status, body) = served.get(&format!("/connect?addr={target_addr}")).await;
     assert_eq!((status, body), (200, format!("connected to {target_addr}")));
+    served.stop().await;
+}
+
+/// A runtime whose node lets guests reach loopback (an explicit exception).
+fn node_allowing_loopback() -> Runtime {
+    let node_policy = NodePolicy { allowed_node_local: vec!["127.0.0.0/8".parse().unwrap()], ..NodePolicy::default() };
+    Runtime::new(wasmlet_runtime::Config { node_policy, ..wasmlet_runtime::Config::default() }).unwrap()
+}
+
+/// An HTTP server on loopback answering every request with `body`.
+async fn http_target(body: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0_u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                let _ = conn.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn outgoing_http_to_the_node_is_refused_unless_the_node_allows_it() {
+    let target = http_target("from the node's loopback").await;
+    let port = target.port();
+    let served =
+        Served::start(|spec| spec.guest.sockets.outbound = Outbound::Only(vec!["127.0.0.0/8".parse().unwrap()])).await;
+    for url in [format!("127.0.0.1:{port}/"), format!("localhost:{port}/"), format!("[::ffff:127.0.0.1]:{port}/")] {
+        let (status, body) = served.get(&format!("/fetch?url={url}")).await;
+        assert_eq!(status, 502, "{url}: {body}");
+        assert!(body.contains("DestinationIpProhibited"), "{url}: {body}");
+    }
+    served.stop().await;
+
+    let served = Served::start_on(node_allowing_loopback(), |_| {}).await;
+    let (status, body) = served.get(&format!("/fetch?url=127.0.0.1:{port}/")).await;
+    assert_eq!((status, body.as_str()), (200, "from the node's loopback"));
     served.stop().await;
 }
 

@@ -18,6 +18,8 @@ mod attempts;
 pub mod backoff;
 pub mod checkpoint;
 mod events;
+#[cfg(debug_assertions)]
+mod fault;
 mod gc;
 mod guest;
 mod images;
@@ -111,6 +113,7 @@ impl Pods {
             volumes,
             metrics,
             admitted: Mutex::new(HashMap::new()),
+            checkpoint_writes: Arc::new(tokio::sync::Semaphore::new(checkpoint::MAX_CONCURRENT_WRITES)),
         });
         Self { shared, handles: Arc::default() }
     }

@@ -20,6 +20,8 @@ fn recorded_values_are_rendered() {
     metrics.container_restarted();
     metrics.api_error("patch_pod_status");
     metrics.api_error("patch_pod_status");
+    metrics.server_certificate_renew_error();
+    metrics.kubelet_api_start_error("bind");
     metrics.set_compile_source(|| CompileCounts { compiles: 3, cache_hits: 7, failures: 1 });
     let text = metrics.render();
     let lines = lines(&text);
@@ -38,6 +40,8 @@ fn recorded_values_are_rendered() {
         "wasmlet_compile_cache_hits_total 7",
         "wasmlet_compile_failures_total 1",
         "wasmlet_api_errors_total{operation=\"patch_pod_status\"} 2",
+        "wasmlet_server_expiration_renew_errors_total 1",
+        "wasmlet_kubelet_api_start_errors_total{step=\"bind\"} 1",
     ] {
         assert!(lines.contains(&expected), "{expected:?} missing from:\n{text}");
     }

@@ -70,7 +70,11 @@ pub(crate) async fn fetch(
     for expected in [reference.digest(), header_digest.as_deref()].into_iter().flatten() {
         // Only sha256 is computed here; a header in another algorithm is not checked.
         if expected.starts_with("sha256:") && expected != digest {
-            return Err(Error::DigestMismatch { reference: name.clone(), expected: expected.to_owned(), actual: digest });
+            return Err(Error::DigestMismatch {
+                reference: name.clone(),
+                expected: expected.to_owned(),
+                actual: digest,
+            });
         }
     }
     let manifest =

@@ -27,6 +27,8 @@ pub(crate) mod reason {
     pub(crate) const FAILED: &str = "Failed";
     /// A probe failed.
     pub(crate) const UNHEALTHY: &str = "Unhealthy";
+    /// A probe succeeded with a warning (a redirect to another host).
+    pub(crate) const PROBE_WARNING: &str = "ProbeWarning";
     /// The pod's network (address) is not ready.
     pub(crate) const NETWORK_NOT_READY: &str = "NetworkNotReady";
     /// activeDeadlineSeconds ran out.

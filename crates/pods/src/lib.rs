@@ -19,6 +19,8 @@ pub mod backoff;
 pub mod checkpoint;
 mod events;
 mod evict;
+#[cfg(debug_assertions)]
+mod fault;
 mod gc;
 mod guest;
 mod images;
@@ -114,6 +116,7 @@ impl Pods {
             metrics,
             admitted: Mutex::new(HashMap::new()),
             pressure: std::sync::OnceLock::new(),
+            checkpoint_writes: Arc::new(tokio::sync::Semaphore::new(checkpoint::MAX_CONCURRENT_WRITES)),
         });
         Self { shared, handles: Arc::default() }
     }

@@ -19,7 +19,7 @@ use crate::attempts::Attempts;
 use crate::evict::Eviction;
 use crate::live::Live;
 use crate::record::PodRecord;
-use crate::state::{drive, pod::Admitting};
+use crate::state::{drive, pod};
 use crate::worker::{PodUpdate, PodWorker, Shared};
 
 /// How many finished pod UIDs are remembered, so a late watch event does not
@@ -143,6 +143,7 @@ impl Manager {
         );
         drop(handles);
 
+        let checkpoints = crate::checkpoint::Writer::new(dir.clone(), self.shared.checkpoint_writes.clone());
         let mut worker = PodWorker {
             shared: self.shared.clone(),
             uid: uid.clone(),
@@ -163,6 +164,7 @@ impl Manager {
             volumes: None,
             sources: None,
             background: JoinSet::new(),
+            checkpoints,
         };
         let span = tracing::info_span!(
             "pod",
@@ -173,7 +175,7 @@ impl Manager {
         let finished = self.finished.clone();
         self.tracker.spawn(
             async move {
-                drive(&mut worker, Box::new(Admitting), |s| tracing::info!(state = s, "pod state")).await;
+                drive(&mut worker, pod::start(), |s| tracing::info!(state = s, "pod state")).await;
                 handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&uid);
                 let mut finished = finished.lock().unwrap_or_else(|p| p.into_inner());
                 if finished.len() >= FINISHED_MEMORY {

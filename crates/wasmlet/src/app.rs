@@ -137,7 +137,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             .stats(pods.stats_source(), wasmlet_metrics::Stats::new(Default::default()))
             .metrics(metrics.clone()),
     };
-    api::start(&settings, &identity, routes, &tracker, shutdown.clone(), late.clone()).await?;
+    api::start(&settings, &identity, routes, metrics.clone(), &tracker, late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
     tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure));

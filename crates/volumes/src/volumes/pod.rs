@@ -224,6 +224,17 @@ impl PodVolumes {
             .collect()
     }
 
+    /// [`usage`](Self::usage) on the blocking pool: the walk reads every
+    /// file's metadata, which on a slow disk must not stall the async
+    /// workers that drive guests.
+    pub async fn usage_off_worker(&self) -> Vec<Usage> {
+        let volumes = self.clone();
+        tokio::task::spawn_blocking(move || volumes.usage()).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "measuring emptyDir usage failed; this is a bug");
+            Vec::new()
+        })
+    }
+
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

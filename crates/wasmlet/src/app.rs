@@ -1,4 +1,5 @@
-//! Wiring: node registration, heartbeats, the kubelet API and pod sync, and a
+//! Wiring: node registration, heartbeats, the kubelet API, the plugin
+//! watcher and CSI, and pod sync, and a
 //! two-phase shutdown.
 //!
 //! On SIGTERM or SIGINT: (1) pod sync stops — every pod's containers stop
@@ -83,6 +84,11 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid).run(health_rx, late.clone()));
 
+    let csi =
+        wasmlet_csi::Csi::new(client.clone(), wasmlet_csi::Config::new(&settings.node_name, settings.root_dir.clone()));
+    csi.spawn(&tracker, late.clone());
+    start_plugin_watcher(&settings, &csi, &tracker, late.clone());
+
     let sources = wasmlet_volumes::Sources::new(client.clone(), Default::default(), late.clone());
     let volumes = wasmlet_volumes::Volumes::new(
         sources.clone(),
@@ -91,7 +97,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             token_refresh_fraction: settings.token_refresh_fraction,
             ..Default::default()
         },
-    );
+    )
+    .with_external(Arc::new(csi.volumes()));
     let metrics = Arc::new(wasmlet_metrics::Metrics::new());
     let compile_stats = runtime.clone();
     metrics.set_compile_source(move || {
@@ -168,6 +175,18 @@ fn node_config(s: &Settings) -> NodeConfig {
     c.eviction = s.eviction;
     c.runtime_version = format!("wasmtime://{WASMTIME_VERSION}");
     c
+}
+
+/// The plugin watcher on `<root-dir>/plugins_registry`, with the CSI
+/// handler (device plugins and DRA drivers are refused for now: no handler).
+fn start_plugin_watcher(settings: &Settings, csi: &wasmlet_csi::Csi, tracker: &TaskTracker, cancel: CancellationToken) {
+    let handlers = wasmlet_plugins::Handlers::new().with(wasmlet_plugins::CSI_PLUGIN, csi.handler());
+    let watcher = wasmlet_plugins::Watcher::new(wasmlet_plugins::Config::new(&settings.root_dir), handlers);
+    tracker.spawn(async move {
+        if let Err(e) = watcher.run(cancel).await {
+            tracing::error!(error = %wasmlet_retry::Chain(&e), "the plugin watcher could not start: no CSI driver can register");
+        }
+    });
 }
 
 /// Watches this node's `spec.podCIDR` (the controller manager sets it after

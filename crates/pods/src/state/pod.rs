@@ -465,13 +465,19 @@ impl State<PodWorker> for Finished {
             // Nothing runs any more: the address goes back to the pool (the
             // status keeps reporting it, as upstream does).
             w.shared.network.detach(&w.uid).await;
+            // Volumes other components provide (CSI) are released once nothing
+            // runs, and before the final delete, as upstream.
+            let mut released = false;
             loop {
                 let alive = w.refresh();
                 w.sync_status().await;
+                if !released {
+                    released = release_volumes(w).await;
+                }
                 if !alive {
                     return Transition::next(self, Cleanup);
                 }
-                if w.pod.metadata.deletion_timestamp.is_some() {
+                if released && w.pod.metadata.deletion_timestamp.is_some() {
                     return Transition::next(self, Deleting);
                 }
                 let cancel = w.cancel.clone();
@@ -536,6 +542,10 @@ impl State<PodWorker> for Cleanup {
             w.shared.network.detach(&w.uid).await;
             w.background.abort_all();
             w.sources = None;
+            if !release_volumes(w).await {
+                // Kept for the next start's orphan pass, which retries.
+                return Transition::done(self);
+            }
             let removed = match w.volumes.take() {
                 Some(v) => v.cleanup(),
                 None => wasmlet_volumes::Volumes::cleanup(&w.dir),
@@ -567,6 +577,18 @@ impl State<PodWorker> for ShuttingDown {
             w.save_checkpoint(true);
             Transition::done(self)
         })
+    }
+}
+
+/// Releases the pod's external (CSI) volumes; false, after a warning, if
+/// that failed (the caller retries).
+async fn release_volumes(w: &mut PodWorker) -> bool {
+    match w.shared.volumes.release(&w.uid).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing the pod's volumes failed; retrying");
+            false
+        }
     }
 }
 

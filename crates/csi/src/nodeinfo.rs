@@ -202,21 +202,21 @@ impl NodeInfoManager {
             }
             // A merge patch of labels and annotations, guarded by the
             // resourceVersion read (a null removes a key).
-            let mut annotations = serde_json::Map::new();
-            for (k, v) in before.1.iter().flatten() {
-                if node.metadata.annotations.as_ref().is_none_or(|a| !a.contains_key(k)) {
-                    annotations.insert(k.clone(), serde_json::Value::Null);
-                } else {
-                    annotations.insert(k.clone(), serde_json::json!(v));
-                }
-            }
-            for (k, v) in node.metadata.annotations.iter().flatten() {
-                annotations.insert(k.clone(), serde_json::json!(v));
-            }
+            let value = node.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_NODE_ID));
+            let annotations = serde_json::json!({ ANNOTATION_NODE_ID: value });
+            // Only the labels that change: NodeRestriction looks at every
+            // label a node patch names.
+            let labels: BTreeMap<&String, &String> = node
+                .metadata
+                .labels
+                .iter()
+                .flatten()
+                .filter(|(k, v)| before.0.as_ref().and_then(|b| b.get(*k)) != Some(*v))
+                .collect();
             let patch = serde_json::json!({
                 "metadata": {
                     "resourceVersion": node.metadata.resource_version,
-                    "labels": node.metadata.labels,
+                    "labels": labels,
                     "annotations": annotations,
                 }
             });

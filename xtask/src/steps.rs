@@ -34,6 +34,21 @@ pub(crate) fn control_plane() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(bin.trim()))
 }
 
+/// Builds the CSI test-bed binaries (mock driver, csi-provisioner,
+/// csi-attacher) if they are not cached yet; returns their bin directory.
+pub(crate) fn csi_tools() -> anyhow::Result<PathBuf> {
+    let out = Command::new(repo_root().join("tools/csi/build.sh"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running tools/csi/build.sh")?;
+    if !out.status.success() {
+        bail!("building the CSI tools failed ({})", out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bin = stdout.lines().last().context("tools/csi/build.sh printed no bin directory")?;
+    Ok(PathBuf::from(bin.trim()))
+}
+
 /// Builds the wasm fixtures (incrementally); returns their directory.
 pub(crate) fn build_fixtures() -> anyhow::Result<PathBuf> {
     let out = fixtures_dir();

@@ -1,4 +1,4 @@
-//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH`.
+//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH|csi --node NAME --root-dir DIR`.
 
 use std::path::PathBuf;
 
@@ -55,6 +55,20 @@ enum Command {
         #[arg(long, default_value_t = 24)]
         hours: u64,
     },
+    /// Start CSI storage for the wasmlet node NAME whose `--root-dir` is
+    /// DIR: upstream's mock CSI driver twice (one needing no attach, one
+    /// requiring it), csi-provisioner and csi-attacher, their CSIDriver
+    /// objects and StorageClasses; print `export` lines
+    /// (WASMLET_STORAGE_CLASS, WASMLET_STORAGE_CLASS_WFFC,
+    /// WASMLET_STORAGE_CLASS_ATTACH). `testbed down` stops them.
+    Csi {
+        /// The wasmlet node's name.
+        #[arg(long)]
+        node: String,
+        /// The wasmlet node's `--root-dir`.
+        #[arg(long)]
+        root_dir: PathBuf,
+    },
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -83,6 +97,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let token = tb.create_bootstrap_token(std::time::Duration::from_secs(hours * 3600)).await?;
             tb.write_bootstrap_kubeconfig(&path, &token)?;
             eprintln!("bootstrap token {} (user {}) written to {}", token.id, token.user(), path.display());
+            Ok(())
+        }
+        Command::Csi { node, root_dir } => {
+            let tb = Testbed::open(&args.location.dir())?;
+            let bin = steps::csi_tools()?;
+            let root_dir = std::path::absolute(&root_dir).context("resolving --root-dir")?;
+            let bed = wasmlet_testbed::csi::CsiBed::new(tb.dir(), &bin, &node, &root_dir);
+            bed.start(&tb, &bin).await.context("starting CSI storage")?;
+            eprintln!("CSI storage for node {node}: drivers {} and {}", bed.plain.name, bed.attach.name);
+            print!("{}", bed.exports());
             Ok(())
         }
     }

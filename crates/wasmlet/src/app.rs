@@ -1,5 +1,6 @@
-//! Wiring: node registration, heartbeats, the kubelet API, pod sync and the
-//! eviction manager, and a two-phase shutdown.
+//! Wiring: node registration, heartbeats, the kubelet API, the plugin
+//! watcher and CSI, pod sync and the eviction manager, and a two-phase
+//! shutdown.
 //!
 //! On SIGTERM or SIGINT: (1) pod sync stops — every pod's containers stop
 //! within their grace period (capped by [`SHUTDOWN_GRACE`]) and the record of
@@ -84,6 +85,11 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid.clone()).run(health_rx, late.clone()));
 
+    let csi =
+        wasmlet_csi::Csi::new(client.clone(), wasmlet_csi::Config::new(&settings.node_name, settings.root_dir.clone()));
+    csi.spawn(&tracker, late.clone());
+    start_plugin_watcher(&settings, &csi, &tracker, late.clone());
+
     let sources = wasmlet_volumes::Sources::new(client.clone(), Default::default(), late.clone());
     let volumes = wasmlet_volumes::Volumes::new(
         sources.clone(),
@@ -92,7 +98,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             token_refresh_fraction: settings.token_refresh_fraction,
             ..Default::default()
         },
-    );
+    )
+    .with_external(Arc::new(csi.volumes()));
     let metrics = Arc::new(wasmlet_metrics::Metrics::new());
     let compile_stats = runtime.clone();
     metrics.set_compile_source(move || {
@@ -204,6 +211,18 @@ fn node_config(s: &Settings) -> NodeConfig {
     c.reserved = s.reserved;
     c.runtime_version = format!("wasmtime://{WASMTIME_VERSION}");
     c
+}
+
+/// The plugin watcher on `<root-dir>/plugins_registry`, with the CSI
+/// handler (device plugins and DRA drivers are refused for now: no handler).
+fn start_plugin_watcher(settings: &Settings, csi: &wasmlet_csi::Csi, tracker: &TaskTracker, cancel: CancellationToken) {
+    let handlers = wasmlet_plugins::Handlers::new().with(wasmlet_plugins::CSI_PLUGIN, csi.handler());
+    let watcher = wasmlet_plugins::Watcher::new(wasmlet_plugins::Config::new(&settings.root_dir), handlers);
+    tracker.spawn(async move {
+        if let Err(e) = watcher.run(cancel).await {
+            tracing::error!(error = %wasmlet_retry::Chain(&e), "the plugin watcher could not start: no CSI driver can register");
+        }
+    });
 }
 
 /// Watches this node's `spec.podCIDR` (the controller manager sets it after

@@ -497,13 +497,19 @@ impl State<PodWorker> for Finished {
             // Nothing runs any more: the address goes back to the pool (the
             // status keeps reporting it, as upstream does).
             w.shared.network.detach(&w.uid).await;
+            // Volumes other components provide (CSI) are released once nothing
+            // runs, and before the final delete, as upstream.
+            let mut released = false;
             loop {
                 let alive = w.refresh();
                 w.sync_status().await;
+                if !released {
+                    released = release_volumes(w).await;
+                }
                 if !alive {
                     return Transition::next(self, Cleanup(Seal));
                 }
-                if w.pod.metadata.deletion_timestamp.is_some() {
+                if released && w.pod.metadata.deletion_timestamp.is_some() {
                     // The final record is on disk before the object goes.
                     w.flush_checkpoint().await;
                     return Transition::next(self, Deleting(Seal));
@@ -572,6 +578,10 @@ impl State<PodWorker> for Cleanup {
             // No checkpoint write may recreate the directory once it is removed.
             w.checkpoints.close().await;
             w.sources = None;
+            if !release_volumes(w).await {
+                // Kept for the next start's orphan pass, which retries.
+                return Transition::done(self);
+            }
             // Unmounting and removing walk the disk: on the blocking pool.
             let (volumes, dir, span) = (w.volumes.take(), w.dir.clone(), tracing::Span::current());
             let removed = tokio::task::spawn_blocking(move || {
@@ -614,6 +624,18 @@ impl State<PodWorker> for ShuttingDown {
             w.flush_checkpoint().await;
             Transition::done(self)
         })
+    }
+}
+
+/// Releases the pod's external (CSI) volumes; false, after a warning, if
+/// that failed (the caller retries).
+async fn release_volumes(w: &mut PodWorker) -> bool {
+    match w.shared.volumes.release(&w.uid).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing the pod's volumes failed; retrying");
+            false
+        }
     }
 }
 

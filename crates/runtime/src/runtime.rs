@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use wasmtime::{Cache, CacheConfig, Engine, Strategy};
 
+use crate::budget::{Budget, GuestMemory};
 use crate::cache::Cache as CompileCache;
 use crate::config::Config;
 use crate::epoch::EpochTicker;
+use crate::limiter::Budgets;
 use crate::run::Linkers;
 
 /// Why [`Runtime::new`] failed.
@@ -73,6 +75,9 @@ pub(crate) struct Inner {
     /// wasmtime's on-disk cache (a handle sharing its hit counters).
     pub(crate) disk_cache: Option<Cache>,
     pub(crate) linkers: Linkers,
+    /// The node's memory for pods ([`Config::node_memory_bytes`]), charged
+    /// by every guest store.
+    pub(crate) node_memory: Budget,
     /// Declared last: dropped after everything that uses the engine.
     _ticker: EpochTicker,
 }
@@ -103,8 +108,10 @@ impl Runtime {
             cache_dir = ?config.cache_dir,
             epoch_tick = ?config.epoch_tick,
             allocator = ?config.allocator,
+            node_memory_bytes = ?config.node_memory_bytes,
             "wasm runtime started"
         );
+        let node_memory = Budget::new(config.node_memory_bytes.unwrap_or(u64::MAX));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -112,6 +119,7 @@ impl Runtime {
                 cache: CompileCache::default(),
                 disk_cache,
                 linkers,
+                node_memory,
                 _ticker: ticker,
             }),
         })
@@ -126,6 +134,23 @@ impl Runtime {
     /// The configuration this runtime was created with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The budgets of a new container (its own, of `memory_limit` bytes, and
+    /// the node's).
+    pub(crate) fn budgets(&self, memory_limit: u64) -> Budgets {
+        Budgets { container: Budget::new(memory_limit), node: self.inner.node_memory.clone() }
+    }
+
+    /// The memory of all its guests together, against
+    /// [`Config::node_memory_bytes`]; a few atomic loads.
+    pub fn guest_memory(&self) -> GuestMemory {
+        let budget = &self.inner.node_memory;
+        GuestMemory {
+            used_bytes: budget.used(),
+            peak_bytes: budget.peak(),
+            limit_bytes: self.inner.config.node_memory_bytes,
+        }
     }
 }
 

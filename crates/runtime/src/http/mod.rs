@@ -135,8 +135,9 @@ impl Runtime {
         let pre = self.link_http(compiled)?.clone();
         let HttpSpec { mut guest, listen, drain, limits, ready, stats: http_stats } = spec;
         let template = Template::new(&guest)?;
-        // Open the mounts once now, so a missing one fails the start.
-        template.builder()?;
+        // Open the mounts once, now: a missing one fails the start, and
+        // every request's context shares the handles.
+        let preopened = template.open().await?;
         if stop.is_cancelled() {
             return Ok(Exit::drained());
         }
@@ -168,6 +169,7 @@ impl Runtime {
             engine: inner.engine.clone(),
             pre,
             template,
+            preopened,
             stdout,
             stderr,
             budgets: self.budgets(guest.limits.memory_bytes.unwrap_or(config.max_memory_bytes)),

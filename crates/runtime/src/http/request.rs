@@ -32,7 +32,7 @@ use crate::run::new_store;
 use crate::stats::GuestStats;
 use crate::throttle::{Governor, Throttle};
 use crate::timed::Timed;
-use crate::wasi::Template;
+use crate::wasi::{Preopened, Template};
 
 /// A response as the server sends it.
 pub(crate) type Response = hyper::Response<HyperOutgoingBody>;
@@ -42,6 +42,8 @@ pub(crate) struct Server {
     pub(crate) engine: Engine,
     pub(crate) pre: HttpPre,
     pub(crate) template: Template,
+    /// The mounts, opened once when the server started.
+    pub(crate) preopened: Preopened,
     pub(crate) stdout: SharedOutput,
     pub(crate) stderr: SharedOutput,
     /// The container's memory limit, shared by all its instances, and the
@@ -140,12 +142,11 @@ impl Server {
         permit: OwnedSemaphorePermit,
         what: String,
     ) -> wasmtime::Result<(oneshot::Receiver<Result<Response, ErrorCode>>, oneshot::Receiver<Ended>)> {
-        let mut wasi = self.template.builder()?;
-        wasi.stdout(self.stdout.clone()).stderr(self.stderr.clone());
+        let ctx = self.template.context(&self.preopened, self.stdout.clone(), self.stderr.clone());
         let mut table = ResourceTable::new();
         table.set_max_capacity(self.max_resources);
         let state = HttpState {
-            ctx: wasi.build(),
+            ctx,
             table,
             http: WasiHttpCtx::new(),
             hooks: Outgoing { policy: self.template.sockets() },

@@ -99,7 +99,7 @@ impl Runtime {
         let memory_limit = spec.limits.memory_bytes.unwrap_or(config.max_memory_bytes);
         let limiter = Limiter::new(self.budgets(memory_limit), config.counts(), stats.clone());
         let cpu_millis = spec.limits.cpu_millis;
-        let wasi = crate::wasi::builder(spec, config.stdio_buffer_bytes)?;
+        let wasi = crate::wasi::builder(spec, config.stdio_buffer_bytes).await?;
         stats.start(std::time::SystemTime::now());
         let meter = Meter::new(stats.clone());
         let throttle = cpu_millis

@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasmlet_runtime::{Exit, ExitReason, GuestStats, HttpSpec, HttpStats, Outbound, Runtime, SocketPolicy, StartError};
+use wasmlet_runtime::{
+    Exit, ExitReason, GuestStats, HttpSpec, HttpStats, Mount, Outbound, Runtime, SocketPolicy, StartError,
+};
 
 use crate::{Capture, WAIT, compile, runtime, spec};
 
@@ -190,6 +192,25 @@ async fn the_memory_limit_bounds_all_instances_together() {
     assert_eq!(served.get("/").await.0, 200);
     let exit = served.stop().await;
     assert_eq!((exit.code, exit.reason), (0, ExitReason::Stopped), "{exit:?}");
+}
+
+/// The mounts are opened once, when the server starts, and shared by the
+/// requests: a request makes no filesystem call before its guest runs (so
+/// a host directory removed later does not fail every request).
+#[tokio::test]
+async fn mounts_are_opened_once_per_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("data");
+    std::fs::create_dir(&host).unwrap();
+    let mount = Mount { host: host.clone(), guest: "/data".into(), read_only: true };
+    let served = Served::start(|spec| spec.guest.mounts = vec![mount]).await;
+    assert_eq!(served.get("/").await.0, 200);
+    std::fs::remove_dir(&host).unwrap();
+    for _ in 0..3 {
+        assert_eq!(served.get("/").await.0, 200, "no per-request open of the removed directory");
+    }
+    assert_eq!(served.stats.errors(), 0);
+    served.stop().await;
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ mod guest;
 mod images;
 mod live;
 mod manager;
+mod oom_events;
 mod probe;
 mod probe_grpc;
 mod prober;

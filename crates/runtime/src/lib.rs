@@ -25,6 +25,7 @@
 //!
 //! [`Engine`]: wasmtime::Engine
 
+mod budget;
 pub mod cache;
 mod compile;
 mod compiled;
@@ -44,6 +45,7 @@ pub mod throttle;
 mod timed;
 pub mod wasi;
 
+pub use budget::GuestMemory;
 pub use cache::CompileStats;
 pub use compile::{CompileError, LoadError};
 pub use compiled::{Compiled, Kind, World};

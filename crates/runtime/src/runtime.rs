@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use wasmtime::{Cache, CacheConfig, Engine, Strategy};
 
+use crate::budget::{Budget, GuestMemory};
 use crate::cache::Cache as CompileCache;
 use crate::config::Config;
 use crate::epoch::EpochTicker;
+use crate::limiter::Budgets;
 use crate::run::Linkers;
 use crate::sockets::NodeNetwork;
 
@@ -84,6 +86,9 @@ pub(crate) struct Inner {
     pub(crate) linkers: Linkers,
     /// Where guests may not connect (node-local destinations).
     pub(crate) node_network: NodeNetwork,
+    /// The node's memory for pods ([`Config::node_memory_bytes`]), charged
+    /// by every guest store.
+    pub(crate) node_memory: Budget,
     /// Declared last: dropped after everything that uses the engine.
     _ticker: EpochTicker,
 }
@@ -120,8 +125,10 @@ impl Runtime {
             guest_outbound = ?config.node_policy.outbound_cidrs,
             allowed_node_local = ?config.node_policy.allowed_node_local,
             node_addresses = ?node_network.node_addresses(),
+            node_memory_bytes = ?config.node_memory_bytes,
             "wasm runtime started"
         );
+        let node_memory = Budget::new(config.node_memory_bytes.unwrap_or(u64::MAX));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -130,6 +137,7 @@ impl Runtime {
                 disk_cache,
                 linkers,
                 node_network,
+                node_memory,
                 _ticker: ticker,
             }),
         })
@@ -150,6 +158,23 @@ impl Runtime {
     /// reach (see [`sockets`](crate::sockets)).
     pub fn node_network(&self) -> &NodeNetwork {
         &self.inner.node_network
+    }
+
+    /// The budgets of a new container (its own, of `memory_limit` bytes, and
+    /// the node's).
+    pub(crate) fn budgets(&self, memory_limit: u64) -> Budgets {
+        Budgets { container: Budget::new(memory_limit), node: self.inner.node_memory.clone() }
+    }
+
+    /// The memory of all its guests together, against
+    /// [`Config::node_memory_bytes`]; a few atomic loads.
+    pub fn guest_memory(&self) -> GuestMemory {
+        let budget = &self.inner.node_memory;
+        GuestMemory {
+            used_bytes: budget.used(),
+            peak_bytes: budget.peak(),
+            limit_bytes: self.inner.config.node_memory_bytes,
+        }
     }
 }
 

@@ -47,12 +47,6 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     identity.rotate(&settings, &tracker, late.clone());
     let client = identity.client.clone();
 
-    let runtime = wasmlet_runtime::Runtime::new(wasmlet_runtime::Config {
-        cache_dir: Some(settings.root_dir.join("cache").join("wasmtime")),
-        node_policy: settings.guest_network.clone(),
-        ..Default::default()
-    })
-    .context("starting the wasm runtime")?;
     let store = Store::open(settings.root_dir.join("images")).context("opening the image store")?;
     let clients = Clients::new(ClientOptions {
         insecure_registries: settings.insecure_registries.clone(),
@@ -73,6 +67,14 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let node_uid = node.metadata.uid.clone().context("the registered Node has no UID")?;
     let allocatable = allocatable(&node);
     tracing::info!(?allocatable, "node registered");
+    // After registration: the node-wide guard needs the Node's capacity.
+    let runtime = wasmlet_runtime::Runtime::new(wasmlet_runtime::Config {
+        cache_dir: Some(settings.root_dir.join("cache").join("wasmtime")),
+        node_memory_bytes: pods_memory(&node, &node_config.reserved),
+        node_policy: settings.guest_network.clone(),
+        ..Default::default()
+    })
+    .context("starting the wasm runtime")?;
 
     let network =
         wasmlet_network::PodNetwork::start(settings.pod_network.clone(), settings.node_ip, &tracker, late.clone())
@@ -267,6 +269,18 @@ fn allocatable(node: &Node) -> Allocatable {
     }
 }
 
+/// The memory all guests together may use: the Node's memory capacity
+/// minus the reserved memory (kube- and system-reserved). This is the limit
+/// upstream puts on the `kubepods` cgroup (with the default
+/// `--enforce-node-allocatable=pods`): allocatable without the hard
+/// eviction threshold, so eviction acts before the guard does. `None` when
+/// the Node reports no memory capacity.
+fn pods_memory(node: &Node, reserved: &wasmlet_node::Reserved) -> Option<u64> {
+    let capacity = node.status.as_ref()?.capacity.as_ref()?.get("memory")?;
+    let bytes = u64::try_from(quantity::units(&capacity.0).ok()?).ok()?;
+    Some(bytes.saturating_sub(reserved.memory_bytes)).filter(|&b| b > 0)
+}
+
 /// First SIGTERM/SIGINT: graceful shutdown. Second (before `done`): exit at once.
 async fn signals(shutdown: CancellationToken, done: CancellationToken) {
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
@@ -286,4 +300,27 @@ async fn signals(shutdown: CancellationToken, done: CancellationToken) {
     }
     tracing::warn!("second signal: exiting without waiting");
     std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    use super::*;
+
+    fn node(memory: Option<&str>) -> Node {
+        let mut node = Node::default();
+        let capacity = memory.map(|m| [("memory".to_owned(), Quantity(m.to_owned()))].into());
+        node.status = Some(k8s_openapi::api::core::v1::NodeStatus { capacity, ..Default::default() });
+        node
+    }
+
+    #[test]
+    fn pods_memory_is_capacity_minus_reserved() {
+        let reserved = wasmlet_node::Reserved { memory_bytes: 1 << 30, ..Default::default() };
+        assert_eq!(pods_memory(&node(Some("8Gi")), &reserved), Some(7 << 30));
+        assert_eq!(pods_memory(&node(Some("8Gi")), &Default::default()), Some(8 << 30));
+        assert_eq!(pods_memory(&node(Some("512Mi")), &reserved), None, "nothing left: no cap rather than zero");
+        assert_eq!(pods_memory(&node(None), &reserved), None);
+    }
 }

@@ -19,6 +19,7 @@ use wasmlet_runtime::{Exit, ExitReason, HttpSpec, StartError, World};
 use super::{Seal, State, Terminal, Transition, edges, states};
 use crate::events::reason;
 use crate::images::{ImageError, Pulled};
+use crate::oom_events::RequestOoms;
 use crate::prober::{self, Prober};
 use crate::record::{ContainerState, Terminated};
 use crate::worker::{ContainerWorker, Role};
@@ -43,6 +44,15 @@ async fn stop(run: &mut GuestRun<'_>, guest_stop: &CancellationToken, grace: Dur
             wall: Duration::ZERO,
             cpu: Duration::ZERO,
         }),
+    }
+}
+
+/// The next count of a server's requests stopped at the memory limit;
+/// never, for a guest that is not a server.
+async fn request_ooms(ooms: &mut Option<RequestOoms>) -> u64 {
+    match ooms {
+        Some(ooms) => ooms.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -311,12 +321,16 @@ impl State<ContainerWorker> for Running {
                 (c.started, c.ready) = (false, false);
             });
             let spec = self.guest.spec(&attempt, stats, pod_ip);
+            let mut ooms = None;
             let (run, bound): (GuestRun<'_>, _) = if self.guest.compiled.world() == World::HttpProxy {
                 // A server: probes start once every port is bound.
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let mut http = HttpSpec::new(spec, crate::sockets::http_listen(&w.spec, pod_ip));
                 http.drain = spec_grace(&w.pod);
                 http.ready = Some(tx);
+                let http_stats = wasmlet_runtime::HttpStats::new();
+                http.stats = Some(http_stats.clone());
+                ooms = Some(RequestOoms::new(move || http_stats.out_of_memory()));
                 (Box::pin(runtime.serve_http(&self.guest.compiled, http, guest_stop.clone())), Some(rx))
             } else {
                 (Box::pin(runtime.run(&self.guest.compiled, spec, guest_stop.clone())), None)
@@ -341,6 +355,10 @@ impl State<ContainerWorker> for Running {
                 loop {
                     tokio::select! {
                         outcome = &mut run => break outcome,
+                        count = request_ooms(&mut ooms) => {
+                            let note = crate::oom_events::note(&name, count, self.guest.memory_limit());
+                            w.shared.events.warning(&pod, Some(&name), reason::OOM_KILLING, note).await;
+                        }
                         event = prober.next() => {
                             if on_probe(w, &prober, event).await.is_some() {
                                 // A failed liveness or startup probe: stop the guest now.

@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasmlet_runtime::{Exit, ExitReason, HttpSpec, HttpStats, NodePolicy, Outbound, Runtime, SocketPolicy, StartError};
+use wasmlet_runtime::{
+    Exit, ExitReason, GuestStats, HttpSpec, HttpStats, Mount, NodePolicy, Outbound, Runtime, SocketPolicy, StartError,
+};
 
 use crate::{Capture, WAIT, compile, runtime, spec};
 
@@ -20,6 +22,7 @@ struct Served {
     addr: SocketAddr,
     stop: CancellationToken,
     stats: HttpStats,
+    guest: GuestStats,
     stderr: Capture,
     task: JoinHandle<Result<Exit, StartError>>,
 }
@@ -37,11 +40,13 @@ impl Served {
         spec.ready = Some(tx);
         let stats = HttpStats::new();
         spec.stats = Some(stats.clone());
+        let guest = GuestStats::new();
+        spec.guest.stats = Some(guest.clone());
         tweak(&mut spec);
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve(runtime, compiled, spec, stop.clone()));
         let listening = tokio::time::timeout(WAIT, rx).await.expect("no readiness in time").expect("server failed");
-        Self { addr: listening.addrs[0], stop, stats, stderr, task }
+        Self { addr: listening.addrs[0], stop, stats, guest, stderr, task }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -57,6 +62,17 @@ impl Served {
             }
         };
         tokio::time::timeout(WAIT, in_guest).await.expect("the request never reached the guest");
+    }
+
+    /// Waits until no request is running in the guest.
+    async fn wait_idle(&self) {
+        let stats = self.stats.clone();
+        let idle = async move {
+            while stats.in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, idle).await.expect("requests still in flight");
     }
 
     async fn stop(self) -> Exit {
@@ -130,11 +146,73 @@ async fn a_trapping_request_gets_500_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn memory_limit_applies_to_each_instance() {
+async fn a_request_past_the_memory_limit_gets_500_and_is_counted() {
     let served = Served::start(|spec| spec.guest.limits.memory_bytes = Some(32 << 20)).await;
     assert_eq!(served.get("/alloc?mb=4").await, (200, "allocated 4".into()));
     assert_eq!(served.get("/alloc?mb=64").await.0, 500);
     assert_eq!(served.get("/alloc?mb=4").await.0, 200, "the server survives an instance out of memory");
+    assert_eq!((served.stats.out_of_memory(), served.stats.errors(), served.guest.oom_kills()), (1, 1, 1));
+    served.stderr.wait_for("wasmlet: request GET /alloc failed: memory limit of 33554432 bytes exceeded").await;
+    served.stop().await;
+}
+
+/// The container's limit bounds all its instances together: 50 requests at
+/// once, each holding 16 MiB for a while, under a 64 MiB limit. At most
+/// three fit (each instance also has its own initial memory); the others
+/// are stopped at the limit, answered 500 and counted; the total never
+/// passes the limit; the server then serves as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_bounds_all_instances_together() {
+    const LIMIT: u64 = 64 << 20;
+    const REQUESTS: usize = 50;
+    let served = Served::start(|spec| spec.guest.limits.memory_bytes = Some(LIMIT)).await;
+    let addr = served.addr;
+    let requests: Vec<_> =
+        (0..REQUESTS).map(|_| tokio::spawn(async move { get(addr, "/alloc?mb=16&ms=2000").await })).collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap().expect("request failed"));
+    }
+    let ok = statuses.iter().filter(|r| **r == (200, "allocated 16".to_owned())).count();
+    let failed = statuses.iter().filter(|(status, _)| *status == 500).count();
+    assert_eq!(ok + failed, REQUESTS, "only 200 or 500: {statuses:?}");
+    assert!(ok >= 1, "some requests fit: {statuses:?}");
+    assert!(failed > 0, "50 requests of 16 MiB held for 2 s cannot all fit in 64 MiB: {statuses:?}");
+    let stats = &served.stats;
+    assert_eq!((stats.out_of_memory(), stats.errors()), (failed as u64, failed as u64), "{stats:?}");
+    let peak = served.guest.memory_peak_bytes();
+    eprintln!("{ok} requests succeeded, {failed} were stopped at the limit; peak {peak} of {LIMIT} bytes");
+    assert!(peak <= LIMIT, "the instances together reached {peak} bytes, over {LIMIT}");
+    assert!(peak >= 3 * (16 << 20), "three instances held 16 MiB each at once: peak {peak}");
+    assert_eq!(served.guest.oom_kills(), failed as u64);
+    served.stderr.wait_for("failed: memory limit of 67108864 bytes exceeded").await;
+    // Every instance gave its memory back; the server serves as before.
+    served.wait_idle().await;
+    assert_eq!(served.guest.memory_bytes(), 0);
+    for _ in 0..3 {
+        assert_eq!(served.get("/alloc?mb=16").await, (200, "allocated 16".into()));
+    }
+    assert_eq!(served.get("/").await.0, 200);
+    let exit = served.stop().await;
+    assert_eq!((exit.code, exit.reason), (0, ExitReason::Stopped), "{exit:?}");
+}
+
+/// The mounts are opened once, when the server starts, and shared by the
+/// requests: a request makes no filesystem call before its guest runs (so
+/// a host directory removed later does not fail every request).
+#[tokio::test]
+async fn mounts_are_opened_once_per_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("data");
+    std::fs::create_dir(&host).unwrap();
+    let mount = Mount { host: host.clone(), guest: "/data".into(), read_only: true };
+    let served = Served::start(|spec| spec.guest.mounts = vec![mount]).await;
+    assert_eq!(served.get("/").await.0, 200);
+    std::fs::remove_dir(&host).unwrap();
+    for _ in 0..3 {
+        assert_eq!(served.get("/").await.0, 200, "no per-request open of the removed directory");
+    }
+    assert_eq!(served.stats.errors(), 0);
     served.stop().await;
 }
 

@@ -5,10 +5,13 @@
 //! - `cargo xtask testbed up|down|node-kubeconfig NAME` manages the test bed.
 //! - `cargo xtask bench http` compares wasmlet's wasi:http serving with
 //!   `wasmtime serve` (see `docs/benchmarks.md`).
+//! - `cargo xtask bench pods` compares pod start, churn, density, footprint
+//!   and many nodes against kwok, a hollow kubelet and the kubelet on containerd.
 
 mod bench;
 mod bench_http;
 mod bench_pod;
+mod bench_pods;
 mod demo;
 mod steps;
 mod test;

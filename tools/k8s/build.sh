@@ -9,29 +9,15 @@
 #   K8S_VERSION=1.36.3 tools/k8s/build.sh
 set -euo pipefail
 
-K8S_VERSION=${K8S_VERSION:-$(cat "$(dirname "$0")/K8S_VERSION")}
-ETCD_VERSION=${ETCD_VERSION:-$(cat "$(dirname "$0")/ETCD_VERSION")}
-CACHE=${WASMLET_CACHE:-$HOME/.cache/wasmlet}
+TAG=k8s-build
+# shellcheck source=tools/lib/gobuild.sh
+. "$(dirname "$0")/../lib/gobuild.sh"
+ETCD_VERSION=${ETCD_VERSION:-$(cat "$TOOLS_DIR/k8s/ETCD_VERSION")}
 ROOT="$CACHE/k8s/v$K8S_VERSION-etcd$ETCD_VERSION"
 BIN="$ROOT/bin"
-STAGING_VERSION="0.${K8S_VERSION#1.}"
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
-export GOTOOLCHAIN=local CGO_ENABLED=0
-
-log() { printf '[k8s-build] %s\n' "$*" >&2; }
-
-missing() {
-  for b in "$@"; do [ -x "$BIN/$b" ] || return 0; done
-  return 1
-}
-
-# Fails when minimal version selection moved a pinned module away from its version.
-check_version() {
-  local got
-  got=$(go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' "$1")
-  [ "$got" = "$2" ] || { log "$1 resolved to $got, expected $2"; exit 1; }
-}
+missing() { missing_in "$BIN" "$@"; }
 
 mkdir -p "$BIN"
 # One build at a time per cache (two test beds may start together).
@@ -69,47 +55,11 @@ build_k8s() {
   missing "${K8S_BINS[@]}" || return 0
   local dir="$ROOT/k8s-module"
   log "building Kubernetes v$K8S_VERSION (staging v$STAGING_VERSION) in $dir"
-  rm -rf "$dir" && mkdir -p "$dir"
-  # Read k8s.io/kubernetes' own go.mod from the module proxy (outside any module,
-  # so an incomplete wrapper cannot break graph loading) and derive the staging list.
-  local gomod
-  gomod=$(cd "$(mktemp -d)" && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" |
-    sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  [ -f "$gomod" ] || { log "could not fetch go.mod of k8s.io/kubernetes@v$K8S_VERSION"; exit 1; }
-  local goversion
-  goversion=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
-  cd "$dir"
-  go mod init local/k8sbins >/dev/null 2>&1
-  go mod edit -go="$goversion" -godebug="default=go${goversion%.*}"
-  local staging
-  staging=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => \./staging/src/k8s.io/.*#\1#p' "$gomod")
-  [ -n "$staging" ] || { log "no staging replace lines found in $gomod"; exit 1; }
-  for m in $staging; do
-    go mod edit -replace="$m=$m@v$STAGING_VERSION"
-  done
-  log "pinned $(echo "$staging" | wc -l) staging modules at v$STAGING_VERSION"
-  cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-  go get "k8s.io/kubernetes@v$K8S_VERSION"
-  go mod tidy
-  check_version k8s.io/kubernetes "v$K8S_VERSION"
-  check_version k8s.io/client-go "v$STAGING_VERSION"
-  local ld="-s -w" date
-  date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)"
-    ld="$ld -X $p.gitTreeState=clean -X $p.gitCommit=none -X $p.buildDate=$date"
-  done
+  k8s_wrapper_module "$dir" k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl
+  local ld
+  ld=$(k8s_ldflags)
   mkdir -p "$ROOT/out"
   go build -trimpath -p "$(nproc)" -ldflags "$ld" -o "$ROOT/out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \

@@ -202,3 +202,36 @@ pub(crate) async fn run_with(
     plot::all(&report, out)?;
     Ok(report)
 }
+
+/// The small run inside `cargo xtask test`: every scenario with a few
+/// dozen pods, wasmlet (debug build) and kwok, on the CI test bed. Fails
+/// when a pod did not reach its phase or a figure was not read; never on
+/// a timing.
+pub(crate) async fn smoke(tb: &Testbed) -> anyhow::Result<()> {
+    let cfg = Config {
+        start_steady: 10,
+        start_rate: 10.0,
+        start_burst: 10,
+        in_flight: 10,
+        churn_pods: 20,
+        density: vec![20],
+        steady_secs: 3,
+        footprint_secs: 3,
+        nodes: 2,
+        pods_per_node: 5,
+        timeout_secs: 300,
+        min_available_mib: 512,
+        wasmlet_profile: Profile::Debug,
+    };
+    let scenarios = [Scenario::Start, Scenario::Churn, Scenario::Density, Scenario::Footprint, Scenario::Nodes];
+    let out = crate::steps::cargo_target_dir().join("bench-pods-smoke");
+    let report = run_with(tb, &scenarios, &[PeerKind::Kwok, PeerKind::Wasmlet], cfg, &out, "cargo xtask test").await?;
+    eprintln!("{}", report.tables());
+    for plot in ["report.json", "start-cdf.svg", "density.svg"] {
+        let len = std::fs::metadata(out.join(plot)).map(|m| m.len()).unwrap_or(0);
+        anyhow::ensure!(len > 0, "the small benchmark wrote no {plot} in {}", out.display());
+    }
+    let problems = report.problems();
+    anyhow::ensure!(problems.is_empty(), "the small benchmark is incomplete:\n  {}", problems.join("\n  "));
+    Ok(())
+}

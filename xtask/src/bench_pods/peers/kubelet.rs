@@ -28,7 +28,7 @@ use super::{NodeSpec, Procs, free_port};
 use crate::bench_pods::Ctx;
 use crate::bench_pods::pods::{POOL_LABEL, Workload};
 use crate::bench_pods::probe::{Proc, Role};
-use crate::steps::{exec, tool_bin_dir};
+use crate::steps::tool_bin_dir;
 
 /// The CNI bridge of the pods.
 const BRIDGE: &str = "wlbenchbr0";
@@ -102,13 +102,14 @@ impl Built {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        exec(
-            Command::new(self.bin_dir.join("ctr"))
-                .arg(format!("--address={}", socket.display()))
-                .args(["--namespace=k8s.io", "images", "import"])
-                .arg(&self.image),
-            "importing the native image into containerd",
-        )?;
+        let import = Command::new(self.bin_dir.join("ctr"))
+            .arg(format!("--address={}", socket.display()))
+            .args(["--namespace=k8s.io", "images", "import"])
+            .arg(&self.image)
+            .output()?;
+        if !import.status.success() {
+            bail!("importing the native image into containerd: {}", String::from_utf8_lossy(&import.stderr).trim());
+        }
         let creds = ctx.tb.node_credentials(&node.name, &[host_ip()])?;
         let config = base.join("kubelet.yaml");
         std::fs::write(&config, kubelet_config(ctx, node, &socket, &creds.serving, free_port()?)?)?;
@@ -245,7 +246,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  enable_cdi = false
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["{CNI_BIN_DIR}"]
     conf_dir = "{b}/cni/net.d"

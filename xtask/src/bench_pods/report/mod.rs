@@ -3,6 +3,7 @@
 //! with wasmlet's ratio to each peer ([`tables`]) and against the goals of
 //! issue 13 ([`goals`]).
 
+mod check;
 mod goals;
 mod tables;
 

@@ -9,6 +9,9 @@ use crate::bench_pods::probe::Role;
 use crate::bench_pods::scenarios::density::agent_client;
 use crate::bench_pods::{PeerKind, Scenario};
 
+/// Writes one scenario's tables.
+type Section = fn(&Report, &mut String);
+
 pub(super) fn all(r: &Report) -> String {
     let mut s = String::new();
     if !r.build_failures.is_empty() {
@@ -18,11 +21,18 @@ pub(super) fn all(r: &Report) -> String {
         }
         s.push('\n');
     }
-    start(r, &mut s);
-    churn(r, &mut s);
-    density(r, &mut s);
-    footprint(r, &mut s);
-    nodes(r, &mut s);
+    let sections: [(Scenario, Section); 5] = [
+        (Scenario::Start, start),
+        (Scenario::Churn, churn),
+        (Scenario::Density, density),
+        (Scenario::Footprint, footprint),
+        (Scenario::Nodes, nodes),
+    ];
+    for (scenario, section) in sections {
+        if r.results.contains_key(&scenario) {
+            section(r, &mut s);
+        }
+    }
     s
 }
 

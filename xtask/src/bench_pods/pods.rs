@@ -21,6 +21,8 @@ pub(crate) const RUN_LABEL: &str = "wasmlet-bench/run";
 pub(crate) const POOL_LABEL: &str = "wasmlet-bench/pool";
 /// Retries of a create that failed for a reason other than a conflict.
 const CREATE_RETRIES: u32 = 5;
+/// A wait ends when no pod changed state for this long.
+pub(crate) const STALL: Duration = Duration::from_secs(300);
 /// How long teardown waits for the agent to let go of its pods.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -92,6 +94,8 @@ pub(crate) type Guard = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 pub(crate) enum WaitEnd {
     Done,
     Timeout,
+    /// No pod changed state for [`STALL`].
+    Stalled,
     /// The guard stopped it (the agent died, the machine ran out of memory).
     Stopped(String),
 }
@@ -197,15 +201,23 @@ impl BenchNs {
     /// Waits until `done(counts)`, the timeout, or the guard.
     pub(crate) async fn wait(&self, done: impl Fn(Counts) -> bool, timeout: Duration, guard: &Guard) -> WaitEnd {
         let deadline = Instant::now() + timeout;
+        let (mut last, mut since) = (self.recorder.counts(), Instant::now());
         loop {
-            if done(self.recorder.counts()) {
+            let counts = self.recorder.counts();
+            if done(counts) {
                 return WaitEnd::Done;
+            }
+            if counts != last {
+                (last, since) = (counts, Instant::now());
             }
             if let Some(why) = guard() {
                 return WaitEnd::Stopped(why);
             }
             if Instant::now() > deadline {
                 return WaitEnd::Timeout;
+            }
+            if since.elapsed() > STALL {
+                return WaitEnd::Stalled;
             }
             self.recorder.changed().await;
         }

@@ -38,6 +38,9 @@ pub(crate) struct PodTimes {
     pub(crate) deleted: Option<Instant>,
     /// `status.reason`/`message` of a Failed pod.
     pub(crate) failure: Option<String>,
+    /// The last reason a container was waiting for, beyond creation
+    /// (CrashLoopBackOff, RunContainerError, ...), with its message.
+    pub(crate) waiting: Option<(String, String)>,
     pub(crate) node: Option<String>,
 }
 
@@ -138,6 +141,34 @@ impl PodRecorder {
         lock(&self.state).pods.clone()
     }
 
+    /// What the pods that are neither Ready nor finished wait for: the
+    /// commonest container waiting reasons, with an example message.
+    pub(crate) fn stuck_summary(&self) -> Option<String> {
+        let state = lock(&self.state);
+        let mut reasons: HashMap<&str, (usize, &str)> = HashMap::new();
+        let mut stuck = 0;
+        for t in state.pods.values() {
+            if t.ready.is_some() || t.succeeded.is_some() || t.failed.is_some() || t.deleted.is_some() {
+                continue;
+            }
+            stuck += 1;
+            let (reason, message) = t.waiting.as_ref().map_or(("no waiting reason", ""), |(r, m)| (r, m));
+            let entry = reasons.entry(reason).or_insert((0, message));
+            entry.0 += 1;
+        }
+        if stuck == 0 {
+            return None;
+        }
+        let mut list: Vec<_> = reasons.into_iter().collect();
+        list.sort_by_key(|(_, (n, _))| std::cmp::Reverse(*n));
+        let parts: Vec<String> = list
+            .iter()
+            .take(3)
+            .map(|(r, (n, m))| format!("{n}× {r}{}", if m.is_empty() { String::new() } else { format!(" ({m})") }))
+            .collect();
+        Some(format!("{stuck} pods not Ready: {}", parts.join("; ")))
+    }
+
     /// Waits until the counts change (or 250 ms pass).
     pub(crate) async fn changed(&self) {
         let _ = tokio::time::timeout(Duration::from_millis(250), self.changed.notified()).await;
@@ -206,6 +237,19 @@ fn observe(state: &mut State, pod: &Pod, now: Instant) {
     first(&mut times.watched, &mut counts.seen);
     if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
         times.node = Some(node);
+    }
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find_map(|w| {
+            let reason = w.reason.clone()?;
+            (reason != "ContainerCreating" && reason != "PodInitializing")
+                .then(|| (reason, w.message.clone().unwrap_or_default().chars().take(200).collect()))
+        });
+    if waiting.is_some() {
+        times.waiting = waiting;
     }
     if matches!(phase, "Running" | "Succeeded") {
         first(&mut times.running, &mut counts.running);

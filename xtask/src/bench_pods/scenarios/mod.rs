@@ -137,11 +137,16 @@ pub(crate) fn span(from: Instant, times: impl Iterator<Item = Option<Instant>>) 
     Some(last.duration_since(from).as_secs_f64())
 }
 
-/// Why a wait did not end in `Done`.
-pub(crate) fn ended(end: pods::WaitEnd, ctx: &Ctx) -> Option<String> {
-    match end {
-        pods::WaitEnd::Done => None,
-        pods::WaitEnd::Timeout => Some(format!("timed out after {}s", ctx.cfg.timeout_secs)),
-        pods::WaitEnd::Stopped(why) => Some(why),
-    }
+/// Why a wait did not end in `Done`, with what the pods still wait for.
+pub(crate) fn ended(end: pods::WaitEnd, ctx: &Ctx, ns: &BenchNs) -> Option<String> {
+    let why = match end {
+        pods::WaitEnd::Done => return None,
+        pods::WaitEnd::Timeout => format!("timed out after {}s", ctx.cfg.timeout_secs),
+        pods::WaitEnd::Stalled => format!("no pod changed state for {} s", pods::STALL.as_secs()),
+        pods::WaitEnd::Stopped(why) => why,
+    };
+    Some(match ns.recorder.stuck_summary() {
+        Some(stuck) => format!("{why}; {stuck}"),
+        None => why,
+    })
 }

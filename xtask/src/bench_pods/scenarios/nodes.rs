@@ -45,7 +45,7 @@ pub(crate) async fn run(ctx: &Ctx, peer: &Built) -> anyhow::Result<Outcome> {
         let t0 = Instant::now();
         let (created, mut stopped) = ns.create_pods(pods, Pacing::InFlight(ctx.cfg.in_flight), &guard).await;
         let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), &guard).await;
-        stopped = stopped.or(ended(end, ctx));
+        stopped = stopped.or(ended(end, ctx, &ns));
         let counts = ns.recorder.counts();
         let times = ns.recorder.snapshot();
         let mut r = NodesResult {

@@ -5,7 +5,7 @@
 use super::{guard, one_node, with_nodes};
 use crate::bench_pods::Ctx;
 use crate::bench_pods::peers::Built;
-use crate::bench_pods::pods::{BenchNs, Guard, Pacing, Placement, WaitEnd, Workload, pod};
+use crate::bench_pods::pods::{BenchNs, Guard, Pacing, Placement, Workload, pod};
 use crate::bench_pods::report::{Measured, Outcome, Pcts, StartPhase, StartResult};
 
 pub(crate) async fn run(ctx: &Ctx, peer: &Built) -> anyhow::Result<Outcome> {
@@ -40,11 +40,7 @@ async fn phase(
     eprintln!("   {what}: creating {n} pods ({pacing:?})");
     let (created, mut stopped) = ns.create_pods(pods, pacing, guard).await;
     let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), guard).await;
-    match end {
-        WaitEnd::Done => {}
-        WaitEnd::Timeout => stopped = stopped.or(Some(format!("timed out after {}s", ctx.cfg.timeout_secs))),
-        WaitEnd::Stopped(why) => stopped = stopped.or(Some(why)),
-    }
+    stopped = stopped.or(super::ended(end, ctx, &ns));
     let counts = ns.recorder.counts();
     let times = ns.recorder.snapshot();
     let to_running: Vec<f64> = times.values().filter_map(|t| t.since_created(t.running)).collect();

@@ -54,12 +54,13 @@ async fn level_run(ctx: &Ctx, peer: &Built, level: usize) -> anyhow::Result<Dens
         l.idle = sample(|| agent.processes(), IDLE_SAMPLE).await;
         let leases = LeaseRecorder::start(ctx.admin.clone(), std::slice::from_ref(&node));
         let before = ApiCounts::scrape(&ctx.admin).await?;
-        let (wall0, t0) = (SystemTime::now(), Instant::now());
+        let wall0 = SystemTime::now();
         let ns = BenchNs::create(&ctx.client, &format!("bench-density-{}", peer.kind().short())).await?;
         let container = peer.container(ctx, Workload::Idle);
         let pods = (0..level)
             .map(|i| pod(&ns.name, &format!("d{i:05}"), &container, Workload::Idle, &Placement::Node(node.clone())))
             .collect();
+        let t0 = Instant::now();
         let (created, mut stopped) = ns.create_pods(pods, Pacing::InFlight(ctx.cfg.in_flight), &guard).await;
         let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), &guard).await;
         stopped = stopped.or(ended(end, ctx, &ns));

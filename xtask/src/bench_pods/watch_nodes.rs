@@ -77,13 +77,8 @@ impl LeaseRecorder {
         let mut worst: Option<LeaseGap> = None;
         let mut total = 0;
         for (node, times) in map.iter() {
-            let mut inside: Vec<i64> = times.iter().copied().filter(|t| *t >= since && *t <= until).collect();
-            inside.sort_unstable();
-            total += inside.len();
-            let mut points = vec![since];
-            points.extend(inside);
-            points.push(until);
-            let gap = points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+            let (gap, renewals) = longest_gap(times, since, until);
+            total += renewals;
             let secs = gap as f64 / 1e6;
             if worst.as_ref().is_none_or(|w| secs > w.secs) {
                 worst = Some(LeaseGap { node: node.clone(), secs, renewals: 0 });
@@ -91,6 +86,18 @@ impl LeaseRecorder {
         }
         worst.map(|w| LeaseGap { renewals: total, ..w })
     }
+}
+
+/// The longest stretch (µs) without a renewal in `[since, until]`, and how
+/// many renewals fell inside.
+fn longest_gap(times: &[i64], since: i64, until: i64) -> (i64, usize) {
+    let mut inside: Vec<i64> = times.iter().copied().filter(|t| *t >= since && *t <= until).collect();
+    inside.sort_unstable();
+    let n = inside.len();
+    let mut points = vec![since];
+    points.extend(inside);
+    points.push(until);
+    (points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0), n)
 }
 
 /// Nodes' Ready condition over time.
@@ -169,5 +176,20 @@ impl NodeRecorder {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_gap;
+
+    #[test]
+    fn the_longest_gap_counts_the_edges_of_the_window() {
+        // Renewals at 10, 20, 45 in a window 5..50: the gap 20..45 is longest.
+        assert_eq!(longest_gap(&[45, 10, 20, 70, 1], 5, 50), (25, 3));
+        // Never renewed: the whole window.
+        assert_eq!(longest_gap(&[], 0, 30), (30, 0));
+        // The stretch before the first renewal counts.
+        assert_eq!(longest_gap(&[40, 44], 0, 50), (40, 2));
     }
 }

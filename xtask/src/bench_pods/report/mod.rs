@@ -218,3 +218,18 @@ impl Report {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Pcts;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let p = Pcts::of(&samples).unwrap();
+        assert_eq!((p.n, p.p50, p.p90, p.p99, p.max), (100, 50.0, 90.0, 99.0, 100.0));
+        let one = Pcts::of(&[0.25]).unwrap();
+        assert_eq!((one.p50, one.p99, one.max), (0.25, 0.25, 0.25));
+        assert!(Pcts::of(&[]).is_none());
+    }
+}

@@ -19,6 +19,12 @@ use super::watch::{Counts, PodRecorder};
 pub(crate) const RUN_LABEL: &str = "wasmlet-bench/run";
 /// The label of the nodes a multi-node run schedules onto.
 pub(crate) const POOL_LABEL: &str = "wasmlet-bench/pool";
+/// How long one create request may take (an overloaded apiserver answers
+/// 504 after its 60 s request timeout; a lost answer would hang for the
+/// client's 295 s read timeout).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(65);
+/// How often a long wait says where it stands.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Retries of a create that failed for a reason other than a conflict.
 const CREATE_RETRIES: u32 = 5;
 /// A wait ends when no pod changed state for this long.
@@ -142,15 +148,21 @@ impl BenchNs {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 rec.sent(&name);
                 for attempt in 0..=CREATE_RETRIES {
-                    match api.create(&PostParams::default(), &pod).await {
-                        Ok(_) => {
+                    let result = tokio::time::timeout(CREATE_TIMEOUT, api.create(&PostParams::default(), &pod)).await;
+                    let error = match result {
+                        Ok(Ok(_)) => {
                             rec.acked(&name);
                             return Ok(());
                         }
-                        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
-                        Err(e) if attempt == CREATE_RETRIES => return Err(format!("creating pod {name}: {e}")),
-                        Err(_) => tokio::time::sleep(Duration::from_millis(500 << attempt)).await,
+                        // An earlier attempt got through after all.
+                        Ok(Err(kube::Error::Api(s))) if s.code == 409 => return Ok(()),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => format!("no answer in {}s", CREATE_TIMEOUT.as_secs()),
+                    };
+                    if attempt == CREATE_RETRIES {
+                        return Err(format!("creating pod {name}: {error}"));
                     }
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
                 }
                 Ok(())
             }
@@ -202,8 +214,22 @@ impl BenchNs {
     pub(crate) async fn wait(&self, done: impl Fn(Counts) -> bool, timeout: Duration, guard: &Guard) -> WaitEnd {
         let deadline = Instant::now() + timeout;
         let (mut last, mut since) = (self.recorder.counts(), Instant::now());
+        let mut progress = Instant::now();
         loop {
             let counts = self.recorder.counts();
+            if progress.elapsed() > PROGRESS_EVERY {
+                progress = Instant::now();
+                eprintln!(
+                    "   {}: {} seen, {} Running, {} Ready, {} Succeeded, {} Failed, {} gone",
+                    self.name,
+                    counts.seen,
+                    counts.running,
+                    counts.ready,
+                    counts.succeeded,
+                    counts.failed,
+                    counts.deleted
+                );
+            }
             if done(counts) {
                 return WaitEnd::Done;
             }

@@ -238,16 +238,20 @@ fn observe(state: &mut State, pod: &Pod, now: Instant) {
     if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
         times.node = Some(node);
     }
-    let waiting = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
-        .find_map(|w| {
-            let reason = w.reason.clone()?;
-            (reason != "ContainerCreating" && reason != "PodInitializing")
-                .then(|| (reason, w.message.clone().unwrap_or_default().chars().take(200).collect()))
-        });
+    let waiting = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten().find_map(|c| {
+        let w = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = w.reason.clone()?;
+        if reason == "ContainerCreating" || reason == "PodInitializing" {
+            return None;
+        }
+        // A back-off says little; why the last attempt ended says more.
+        let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        let message = match last {
+            Some(t) => format!("last: {} {}", t.reason.as_deref().unwrap_or(""), t.message.as_deref().unwrap_or("")),
+            None => w.message.clone().unwrap_or_default(),
+        };
+        Some((reason, message.chars().take(200).collect()))
+    });
     if waiting.is_some() {
         times.waiting = waiting;
     }

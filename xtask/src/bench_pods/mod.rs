@@ -186,6 +186,10 @@ pub(crate) async fn run_with(
         report.built(kind, b.as_ref().err());
         built.push((kind, b));
     }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let save = |report: &Report| -> anyhow::Result<()> {
+        std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(report)?).context("writing report.json")
+    };
     for &scenario in scenarios {
         for (kind, b) in &built {
             eprintln!("== {scenario:?} on {} (load average {})", kind.label(), crate::bench::load_average());
@@ -194,11 +198,12 @@ pub(crate) async fn run_with(
                 Err(e) => report::Outcome::Failed(format!("build failed: {e:#}")),
             };
             report.record(scenario, *kind, outcome);
+            // What is measured so far survives an interrupted run.
+            save(&report)?;
         }
     }
     report.finish();
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    save(&report)?;
     plot::all(&report, out)?;
     Ok(report)
 }

@@ -131,7 +131,10 @@ impl ApiCounts {
     /// Reads the counters now.
     pub(crate) async fn scrape(admin: &kube::Client) -> anyhow::Result<Self> {
         let req = http::Request::get("/metrics").body(Vec::new()).context("building the /metrics request")?;
-        let text = admin.request_text(req).await.context("reading the apiserver's /metrics")?;
+        let text = tokio::time::timeout(std::time::Duration::from_secs(60), admin.request_text(req))
+            .await
+            .context("the apiserver's /metrics did not answer in 60 s")?
+            .context("reading the apiserver's /metrics")?;
         let mut counts = Self::default();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let Some((name, labels, value)) = parse_sample(line) else { continue };

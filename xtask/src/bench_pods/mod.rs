@@ -102,6 +102,9 @@ pub(crate) struct Config {
     /// How long pods of one step may take to reach their phase.
     #[arg(long, default_value_t = 1800)]
     pub(crate) timeout_secs: u64,
+    /// A wait ends when no pod changed state for this long (s).
+    #[arg(long, default_value_t = 300)]
+    pub(crate) stall_secs: u64,
     /// Stop a step when the machine's MemAvailable falls below this (MiB).
     #[arg(long, default_value_t = 3072)]
     pub(crate) min_available_mib: u64,
@@ -113,6 +116,10 @@ pub(crate) struct Config {
 impl Config {
     pub(crate) fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    pub(crate) fn stall(&self) -> Duration {
+        Duration::from_secs(self.stall_secs)
     }
 }
 
@@ -225,6 +232,7 @@ pub(crate) async fn smoke(tb: &Testbed) -> anyhow::Result<()> {
         nodes: 2,
         pods_per_node: 5,
         timeout_secs: 300,
+        stall_secs: 120,
         min_available_mib: 512,
         wasmlet_profile: Profile::Debug,
     };

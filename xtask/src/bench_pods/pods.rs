@@ -27,8 +27,6 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(65);
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Retries of a create that failed for a reason other than a conflict.
 const CREATE_RETRIES: u32 = 5;
-/// A wait ends when no pod changed state for this long.
-pub(crate) const STALL: Duration = Duration::from_secs(300);
 /// How long teardown waits for the agent to let go of its pods.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -100,7 +98,7 @@ pub(crate) type Guard = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 pub(crate) enum WaitEnd {
     Done,
     Timeout,
-    /// No pod changed state for [`STALL`].
+    /// No pod changed state for the stall time.
     Stalled,
     /// The guard stopped it (the agent died, the machine ran out of memory).
     Stopped(String),
@@ -211,7 +209,13 @@ impl BenchNs {
     }
 
     /// Waits until `done(counts)`, the timeout, or the guard.
-    pub(crate) async fn wait(&self, done: impl Fn(Counts) -> bool, timeout: Duration, guard: &Guard) -> WaitEnd {
+    pub(crate) async fn wait(
+        &self,
+        done: impl Fn(Counts) -> bool,
+        timeout: Duration,
+        stall: Duration,
+        guard: &Guard,
+    ) -> WaitEnd {
         let deadline = Instant::now() + timeout;
         let (mut last, mut since) = (self.recorder.counts(), Instant::now());
         let mut progress = Instant::now();
@@ -242,7 +246,7 @@ impl BenchNs {
             if Instant::now() > deadline {
                 return WaitEnd::Timeout;
             }
-            if since.elapsed() > STALL {
+            if since.elapsed() > stall {
                 return WaitEnd::Stalled;
             }
             self.recorder.changed().await;
@@ -260,7 +264,7 @@ impl BenchNs {
     /// removes whatever is left by force, and deletes the namespace.
     pub(crate) async fn teardown(self, guard: &Guard) {
         if self.delete_pods().await.is_ok() {
-            let _ = self.wait(|c| c.deleted >= c.seen, TEARDOWN_TIMEOUT, guard).await;
+            let _ = self.wait(|c| c.deleted >= c.seen, TEARDOWN_TIMEOUT, TEARDOWN_TIMEOUT, guard).await;
         }
         force_delete_pods(&self.api).await;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());

@@ -27,7 +27,7 @@ pub(crate) async fn run(ctx: &Ctx, peer: &Built) -> anyhow::Result<Outcome> {
         eprintln!("   creating {n} run-to-completion pods");
         let t0 = Instant::now();
         let (created, mut stopped) = ns.create_pods(pods, Pacing::InFlight(ctx.cfg.in_flight), &guard).await;
-        let end = ns.wait(|c| c.succeeded + c.failed >= created, ctx.cfg.timeout(), &guard).await;
+        let end = ns.wait(|c| c.succeeded + c.failed >= created, ctx.cfg.timeout(), ctx.cfg.stall(), &guard).await;
         stopped = stopped.or(ended(end, ctx, &ns));
         let counts = ns.recorder.counts();
         let times = ns.recorder.snapshot();
@@ -44,7 +44,7 @@ pub(crate) async fn run(ctx: &Ctx, peer: &Built) -> anyhow::Result<Outcome> {
         eprintln!("   {}/{n} Succeeded in {:?} s; deleting", counts.succeeded, r.to_succeeded_secs);
         let t1 = Instant::now();
         ns.delete_pods().await?;
-        let end = ns.wait(|c| c.deleted >= c.seen, ctx.cfg.timeout(), &guard).await;
+        let end = ns.wait(|c| c.deleted >= c.seen, ctx.cfg.timeout(), ctx.cfg.stall(), &guard).await;
         stopped = stopped.or(ended(end, ctx, &ns));
         let counts = ns.recorder.counts();
         r.deleted = counts.deleted;

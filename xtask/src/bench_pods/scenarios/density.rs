@@ -62,7 +62,7 @@ async fn level_run(ctx: &Ctx, peer: &Built, level: usize) -> anyhow::Result<Dens
             .collect();
         let t0 = Instant::now();
         let (created, mut stopped) = ns.create_pods(pods, Pacing::InFlight(ctx.cfg.in_flight), &guard).await;
-        let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), &guard).await;
+        let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), ctx.cfg.stall(), &guard).await;
         stopped = stopped.or(ended(end, ctx, &ns));
         let counts = ns.recorder.counts();
         (l.created, l.ready, l.failed) = (created, counts.ready, counts.failed);

@@ -116,7 +116,7 @@ async fn warm_up(ctx: &Ctx, peer: &Built, agent: &Agent, nodes: &[NodeSpec]) -> 
     if let Some(why) = stopped {
         anyhow::bail!("warm-up: {why}");
     }
-    let end = ns.wait(|c| c.ready + c.succeeded + c.failed >= created, WARM_UP_TIMEOUT, &guard).await;
+    let end = ns.wait(|c| c.ready + c.succeeded + c.failed >= created, WARM_UP_TIMEOUT, WARM_UP_TIMEOUT, &guard).await;
     let counts = ns.recorder.counts();
     let failures: Vec<String> =
         ns.recorder.snapshot().into_iter().filter_map(|(n, t)| Some(format!("{n}: {}", t.failure?))).collect();
@@ -142,7 +142,7 @@ pub(crate) fn ended(end: pods::WaitEnd, ctx: &Ctx, ns: &BenchNs) -> Option<Strin
     let why = match end {
         pods::WaitEnd::Done => return None,
         pods::WaitEnd::Timeout => format!("timed out after {}s", ctx.cfg.timeout_secs),
-        pods::WaitEnd::Stalled => format!("no pod changed state for {} s", pods::STALL.as_secs()),
+        pods::WaitEnd::Stalled => format!("no pod changed state for {} s", ctx.cfg.stall_secs),
         pods::WaitEnd::Stopped(why) => why,
     };
     Some(match ns.recorder.stuck_summary() {

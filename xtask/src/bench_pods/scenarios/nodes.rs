@@ -44,7 +44,7 @@ pub(crate) async fn run(ctx: &Ctx, peer: &Built) -> anyhow::Result<Outcome> {
         eprintln!("   creating {total} pods for the scheduler to spread");
         let t0 = Instant::now();
         let (created, mut stopped) = ns.create_pods(pods, Pacing::InFlight(ctx.cfg.in_flight), &guard).await;
-        let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), &guard).await;
+        let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), ctx.cfg.stall(), &guard).await;
         stopped = stopped.or(ended(end, ctx, &ns));
         let counts = ns.recorder.counts();
         let times = ns.recorder.snapshot();

@@ -39,7 +39,7 @@ async fn phase(
         .collect();
     eprintln!("   {what}: creating {n} pods ({pacing:?})");
     let (created, mut stopped) = ns.create_pods(pods, pacing, guard).await;
-    let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), guard).await;
+    let end = ns.wait(|c| c.ready + c.failed >= created, ctx.cfg.timeout(), ctx.cfg.stall(), guard).await;
     stopped = stopped.or(super::ended(end, ctx, &ns));
     let counts = ns.recorder.counts();
     let times = ns.recorder.snapshot();

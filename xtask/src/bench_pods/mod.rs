@@ -35,7 +35,7 @@ use crate::testbed::{Location, up_with};
 pub(crate) const KWOK_CIDR: &str = "10.143.0.0/16";
 
 /// Which build of wasmlet runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Profile {
     Release,
@@ -64,10 +64,14 @@ pub(crate) struct Args {
     /// Stop the benchmark's test bed afterwards.
     #[arg(long)]
     down: bool,
+    /// Run nothing: print the tables of these report.json files (merged,
+    /// later ones adding their scenarios) and draw their plots into --out.
+    #[arg(long, value_delimiter = ',')]
+    render: Vec<PathBuf>,
 }
 
 /// Sizes and limits of a run (the defaults are what `docs/benchmarks.md` records).
-#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Config {
     /// start: pods created at a steady rate ...
     #[arg(long, default_value_t = 200)]
@@ -137,6 +141,15 @@ pub(crate) struct Ctx {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    if !args.render.is_empty() {
+        let report = Report::merge(&args.render)?;
+        let out = args.out.clone().unwrap_or_else(|| args.render[0].parent().map(PathBuf::from).unwrap_or_default());
+        std::fs::create_dir_all(&out)?;
+        std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+        plot::all(&report, &out)?;
+        println!("{}", report.tables());
+        return Ok(());
+    }
     let location = Location { dir: Some(args.testbed_dir.clone()), port_base: Some(args.testbed_port_base) };
     let tb = up_with(&location, |c| {
         c.cluster_cidr = bed::CLUSTER_CIDR.to_owned();

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::bench::process_cpu;
 
 /// What a process does for a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Role {
     /// The node agent (wasmlet, kwok, the hollow or the real kubelet).
@@ -45,7 +45,7 @@ pub(crate) fn mem_available_mib() -> u64 {
 }
 
 /// Memory and CPU of a peer's processes over a window.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Usage {
     /// How long it was sampled.
     pub(crate) window_secs: f64,
@@ -117,7 +117,7 @@ pub(crate) async fn sample(procs: impl Fn() -> Vec<Proc>, window: Duration) -> U
 }
 
 /// Counters read from the apiserver's `/metrics`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ApiCounts {
     /// `apiserver_flowcontrol_dispatched_requests_total` by `flow_schema`:
     /// the only per-client split the apiserver's metrics have (v1.36's

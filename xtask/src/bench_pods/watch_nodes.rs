@@ -29,7 +29,7 @@ pub(crate) struct LeaseRecorder {
 }
 
 /// The longest a node went without renewing its lease.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LeaseGap {
     pub(crate) node: String,
     pub(crate) secs: f64,

@@ -22,7 +22,9 @@ use super::probe::Proc;
 use crate::bench::server_env;
 
 /// A peer, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum PeerKind {
     /// kwok v0.8.0: a fake kubelet that only writes statuses (the floor).

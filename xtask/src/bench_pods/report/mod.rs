@@ -14,7 +14,7 @@ use super::watch_nodes::LeaseGap;
 use super::{Config, PeerKind, Scenario};
 
 /// How one scenario went for one peer.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "outcome", content = "value")]
 pub(crate) enum Outcome {
     Done(Box<Measured>),
@@ -23,7 +23,7 @@ pub(crate) enum Outcome {
 }
 
 /// A scenario's figures.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Measured {
     Start(StartResult),
@@ -34,7 +34,7 @@ pub(crate) enum Measured {
 }
 
 /// Percentiles of a set of durations, in seconds.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Pcts {
     pub(crate) n: usize,
     pub(crate) p50: f64,
@@ -57,7 +57,7 @@ impl Pcts {
 }
 
 /// One phase of the start scenario (steady or burst).
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StartPhase {
     pub(crate) pods: usize,
     pub(crate) created: usize,
@@ -74,13 +74,13 @@ pub(crate) struct StartPhase {
     pub(crate) stopped: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StartResult {
     pub(crate) steady: StartPhase,
     pub(crate) burst: StartPhase,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ChurnResult {
     pub(crate) pods: usize,
     pub(crate) created: usize,
@@ -97,7 +97,7 @@ pub(crate) struct ChurnResult {
 }
 
 /// One density level.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DensityLevel {
     pub(crate) pods: usize,
     pub(crate) created: usize,
@@ -122,17 +122,17 @@ pub(crate) struct DensityLevel {
     pub(crate) stopped: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DensityResult {
     pub(crate) levels: Vec<DensityLevel>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FootprintResult {
     pub(crate) usage: Usage,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct NodesResult {
     pub(crate) nodes: usize,
     pub(crate) pods: usize,
@@ -152,7 +152,7 @@ pub(crate) struct NodesResult {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Report {
     pub(crate) started: String,
     pub(crate) finished: String,
@@ -203,6 +203,29 @@ impl Report {
         self.load_average_after = crate::bench::load_average();
     }
 
+    /// Reads report.json files and merges them: the first gives the
+    /// settings and start time, each later one adds (or replaces) the
+    /// scenarios it ran.
+    pub(crate) fn merge(paths: &[std::path::PathBuf]) -> anyhow::Result<Self> {
+        let mut merged: Option<Self> = None;
+        for path in paths {
+            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let r: Self = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            merged = Some(match merged {
+                None => r,
+                Some(mut m) => {
+                    m.command = format!("{}\n{}", m.command, r.command);
+                    m.finished = r.finished;
+                    m.load_average_after = r.load_average_after;
+                    m.build_failures.extend(r.build_failures);
+                    m.results.extend(r.results);
+                    m
+                }
+            });
+        }
+        merged.ok_or_else(|| anyhow::anyhow!("no report to render"))
+    }
+
     /// The figures of `scenario` for `peer`, if it ran to the end.
     pub(crate) fn measured(&self, scenario: Scenario, peer: PeerKind) -> Option<&Measured> {
         match self.results.get(&scenario)?.get(&peer)? {
@@ -221,7 +244,32 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use super::Pcts;
+    use super::*;
+
+    fn config() -> Config {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        Cli::parse_from(["bench"]).config
+    }
+
+    #[test]
+    fn a_report_reads_back_as_written() {
+        let mut r = Report::new(&config(), "cargo xtask bench pods");
+        let phase = StartPhase { pods: 2, created: 2, ready: 2, to_ready: Pcts::of(&[0.1, 0.2]), ..Default::default() };
+        let start = StartResult { steady: phase.clone(), burst: phase };
+        r.record(Scenario::Start, PeerKind::Wasmlet, Outcome::Done(Box::new(Measured::Start(start))));
+        r.record(Scenario::Churn, PeerKind::Hollow, Outcome::Skipped("never exits".into()));
+        r.record(Scenario::Footprint, PeerKind::Kwok, Outcome::Failed("no kwok".into()));
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.tables(), r.tables());
+        assert!(r.tables().contains("skipped: never exits"), "{}", r.tables());
+        assert_eq!(back.config.density, vec![110, 1000, 5000]);
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -37,7 +37,7 @@ enum Command {
     /// Build the wasm fixtures into target/fixtures.
     Fixtures,
     /// Benchmarks (commands, not tests); results go to stdout.
-    Bench(bench::Args),
+    Bench(Box<bench::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => rt.block_on(demo::run()),
         Command::Test(args) => rt.block_on(test::run(args)),
         Command::Fixtures => steps::build_fixtures().map(|_| ()),
-        Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::Bench(args) => rt.block_on(bench::run(*args)),
     }
 }

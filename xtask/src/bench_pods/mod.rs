@@ -112,6 +112,10 @@ pub(crate) struct Config {
     /// Stop a step when the machine's MemAvailable falls below this (MiB).
     #[arg(long, default_value_t = 3072)]
     pub(crate) min_available_mib: u64,
+    /// Log filter for the wasmlet nodes (their WASMLET_LOG, e.g. `debug`,
+    /// for profiling; default: wasmlet's own, info).
+    #[arg(long)]
+    pub(crate) wasmlet_log: Option<String>,
     /// wasmlet build to run.
     #[arg(long, value_enum, default_value_t = Profile::Release)]
     pub(crate) wasmlet_profile: Profile,
@@ -247,6 +251,7 @@ pub(crate) async fn smoke(tb: &Testbed) -> anyhow::Result<()> {
         timeout_secs: 300,
         stall_secs: 120,
         min_available_mib: 512,
+        wasmlet_log: None,
         wasmlet_profile: Profile::Debug,
     };
     let scenarios = [Scenario::Start, Scenario::Churn, Scenario::Density, Scenario::Footprint, Scenario::Nodes];

@@ -195,7 +195,14 @@ impl Procs {
             std::fs::create_dir_all(dir)?;
         }
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-        let child = server_env(cmd)
+        // The same quiet environment for every peer; a log filter set on
+        // `cmd` itself (for profiling) survives.
+        let filter = cmd.get_envs().find(|(k, _)| *k == "WASMLET_LOG").and_then(|(_, v)| v.map(ToOwned::to_owned));
+        server_env(cmd);
+        if let Some(filter) = filter {
+            cmd.env("WASMLET_LOG", filter);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -95,6 +95,9 @@ impl Built {
                 .arg(format!("--node-labels={POOL_LABEL}={}", node.pool))
                 // As the test nodes: a nearly full build disk must not taint the node.
                 .arg("--eviction-hard=memory.available<100Mi,nodefs.available<1%");
+            if let Some(filter) = &ctx.cfg.wasmlet_log {
+                cmd.env("WASMLET_LOG", filter);
+            }
             procs.spawn(&format!("bench-{}", node.name), Role::Agent, &mut cmd)?;
             interfaces.push(iface);
         }

@@ -64,6 +64,10 @@ pub(crate) struct Args {
     /// Stop the benchmark's test bed afterwards.
     #[arg(long)]
     down: bool,
+    /// Fail unless every pod reached its phase and every figure was read
+    /// (what the small run in `cargo xtask test` asserts).
+    #[arg(long)]
+    check: bool,
     /// Run nothing: print the tables of these report.json files (merged,
     /// later ones adding their scenarios) and draw their plots into --out.
     #[arg(long, value_delimiter = ',')]
@@ -178,6 +182,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let report = report?;
     println!("{}", report.tables());
     eprintln!("report and plots in {}", out.display());
+    if args.check {
+        check(&report, &out)?;
+    }
     Ok(())
 }
 
@@ -258,11 +265,16 @@ pub(crate) async fn smoke(tb: &Testbed) -> anyhow::Result<()> {
     let out = crate::steps::cargo_target_dir().join("bench-pods-smoke");
     let report = run_with(tb, &scenarios, &[PeerKind::Kwok, PeerKind::Wasmlet], cfg, &out, "cargo xtask test").await?;
     eprintln!("{}", report.tables());
-    for plot in ["report.json", "start-cdf.svg", "density.svg"] {
-        let len = std::fs::metadata(out.join(plot)).map(|m| m.len()).unwrap_or(0);
-        anyhow::ensure!(len > 0, "the small benchmark wrote no {plot} in {}", out.display());
+    check(&report, &out)
+}
+
+/// Every pod reached its phase, every figure was read, every file written.
+fn check(report: &Report, out: &std::path::Path) -> anyhow::Result<()> {
+    for file in ["report.json", "start-cdf.svg", "density.svg"] {
+        let len = std::fs::metadata(out.join(file)).map(|m| m.len()).unwrap_or(0);
+        anyhow::ensure!(len > 0, "the benchmark wrote no {file} in {}", out.display());
     }
     let problems = report.problems();
-    anyhow::ensure!(problems.is_empty(), "the small benchmark is incomplete:\n  {}", problems.join("\n  "));
+    anyhow::ensure!(problems.is_empty(), "the benchmark run is incomplete:\n  {}", problems.join("\n  "));
     Ok(())
 }

@@ -114,6 +114,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Builds what is missing and brings the test bed up, fixtures pushed.
 pub(crate) async fn up(location: &Location) -> anyhow::Result<Testbed> {
+    up_with(location, |_| {}).await
+}
+
+/// [`up`] with settings beyond the location (e.g. the node CIDR size).
+pub(crate) async fn up_with(location: &Location, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Testbed> {
     steps::apt_deps()?;
     let bin_dir = steps::control_plane()?;
     let fixtures = steps::build_fixtures()?;
@@ -121,6 +126,7 @@ pub(crate) async fn up(location: &Location) -> anyhow::Result<Testbed> {
     if let Some(base) = location.port_base {
         config.port_base = base;
     }
+    tweak(&mut config);
     let tb = Testbed::up(config).await.context("starting the test bed")?;
     let manifest = steps::repo_root().join("fixtures").join("fixtures.toml");
     let pushed = wasmlet_testbed::fixtures::push_all(&tb, &manifest, &fixtures).await.context("pushing fixtures")?;

@@ -141,7 +141,10 @@ impl Csi {
             cancel.clone(),
         ));
         tracker.spawn(attach::report_in_use(inner.client.clone(), node, self.in_use.clone(), cancel.clone()));
-        let volumes = self.volumes.clone();
-        tracker.spawn(async move { volumes.run_stats(cancel).await }.instrument(tracing::info_span!("csi_stats")));
+        // A period of 0 turns the measurement off, as upstream's.
+        if !inner.config.stats_period.is_zero() {
+            let volumes = self.volumes.clone();
+            tracker.spawn(async move { volumes.run_stats(cancel).await }.instrument(tracing::info_span!("csi_stats")));
+        }
     }
 }

@@ -33,7 +33,7 @@ pub mod text;
 
 pub use agent::{CompileCounts, Metrics, PodPhase};
 pub use sample::{
-    ContainerSample, CpuSample, FsSample, MemorySample, NodeSample, PodSample, ProcessSample, StatsSource,
+    ContainerSample, CpuSample, FsSample, MemorySample, NodeSample, PodSample, ProcessSample, StatsSource, VolumeSample,
 };
 pub use stats::{
     Config, DEFAULT_CONTAINER_OVERHEAD_BYTES, DEFAULT_MAX_RATE_ENTRIES, DEFAULT_MIN_RATE_INTERVAL,

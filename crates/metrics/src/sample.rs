@@ -133,6 +133,22 @@ pub struct PodSample {
     pub start_time: SystemTime,
     /// Its containers that have started at least once.
     pub containers: Vec<ContainerSample>,
+    /// Its volumes that have usage figures (CSI volumes whose driver
+    /// answers `NodeGetVolumeStats`).
+    pub volumes: Vec<VolumeSample>,
+}
+
+/// One volume of a pod, as `/stats/summary` reports it (`VolumeStats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSample {
+    /// The pod's name for the volume.
+    pub name: String,
+    /// The claim (`namespace`, `name`) of a `persistentVolumeClaim` volume.
+    pub pvc: Option<(String, String)>,
+    /// Its usage.
+    pub fs: FsSample,
+    /// The driver's volume condition, when it reports one.
+    pub abnormal: Option<bool>,
 }
 
 /// One container (its guest), typically read from the runtime's

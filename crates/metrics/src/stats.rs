@@ -29,9 +29,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::rate::{Key, Rates};
-use crate::sample::{ContainerSample, CpuSample, FsSample, MemorySample, NodeSample, PodSample, StatsSource};
+use crate::sample::{
+    ContainerSample, CpuSample, FsSample, MemorySample, NodeSample, PodSample, StatsSource, VolumeSample,
+};
 use crate::summary::{
-    ContainerStats, CpuStats, FsStats, MemoryStats, NodeStats, PodReference, PodStats, RuntimeStats, Summary, kube_time,
+    ContainerStats, CpuStats, FsStats, MemoryStats, NodeStats, PodReference, PodStats, PvcReference, RuntimeStats,
+    Summary, VolumeHealthStats, VolumeStats, kube_time,
 };
 
 /// Default [`Config::pod_overhead_bytes`].
@@ -126,7 +129,7 @@ impl Stats {
         let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
         let summary = Summary {
             node: node_stats(&node, &mut rates, only_cpu_and_memory),
-            pods: pods.iter().map(|pod| self.pod_stats(pod, &mut rates)).collect(),
+            pods: pods.iter().map(|pod| self.pod_stats(pod, &mut rates, only_cpu_and_memory)).collect(),
         };
         rates.sweep();
         summary
@@ -142,7 +145,7 @@ impl Stats {
         crate::cadvisor::render(&source.pods())
     }
 
-    fn pod_stats(&self, pod: &PodSample, rates: &mut Rates) -> PodStats {
+    fn pod_stats(&self, pod: &PodSample, rates: &mut Rates, only_cpu_and_memory: bool) -> PodStats {
         let containers = pod.containers.iter().map(|c| container_stats(&pod.uid, c, rates)).collect();
         let totals = self.config.pod_totals(pod);
         PodStats {
@@ -154,6 +157,7 @@ impl Stats {
                 cpu_stats(&sample, rates, Key::Pod(pod.uid.clone()))
             }),
             memory: totals.map(|t| guest_memory(t.time, t.memory_bytes, None)),
+            volume: if only_cpu_and_memory { Vec::new() } else { pod.volumes.iter().map(volume_stats).collect() },
         }
     }
 }
@@ -229,6 +233,18 @@ fn memory_stats(m: &MemorySample) -> MemoryStats {
         rss_bytes: m.rss_bytes,
         page_faults: m.page_faults,
         major_page_faults: m.major_page_faults,
+    }
+}
+
+fn volume_stats(v: &VolumeSample) -> VolumeStats {
+    VolumeStats {
+        fs: fs_stats(&v.fs),
+        name: v.name.clone(),
+        pvc_ref: v
+            .pvc
+            .as_ref()
+            .map(|(namespace, name)| PvcReference { name: name.clone(), namespace: namespace.clone() }),
+        volume_health_stats: v.abnormal.map(|abnormal| VolumeHealthStats { abnormal }),
     }
 }
 

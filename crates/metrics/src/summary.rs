@@ -4,8 +4,9 @@
 //! Field names and omission follow the Go JSON tags: optional figures
 //! (`*uint64` with `omitempty`) are left out when unknown, times are
 //! `metav1.Time` (RFC 3339 in UTC, whole seconds), `containers` is always
-//! present. What wasmlet does not measure (network, volumes, ephemeral
-//! storage, rlimit, swap, PSI, per-container rootfs and logs) is left out,
+//! present. Volume stats are those of CSI volumes whose driver answers
+//! `NodeGetVolumeStats`. What wasmlet does not measure (network, other
+//! volumes, ephemeral storage, rlimit, swap, PSI, per-container rootfs and logs) is left out,
 //! as the kubelet leaves out what its providers lack.
 
 use std::time::SystemTime;
@@ -73,6 +74,42 @@ pub struct PodStats {
     /// overhead (see [`Config`](crate::Config)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryStats>,
+    /// `volume`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume: Vec<VolumeStats>,
+}
+
+/// `VolumeStats`: `FsStats` inline, then the volume's name and claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStats {
+    /// The inline `FsStats`.
+    #[serde(flatten)]
+    pub fs: FsStats,
+    /// `name`: the pod's name for the volume.
+    pub name: String,
+    /// `pvcRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pvc_ref: Option<PvcReference>,
+    /// `volumeHealthStats`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_health_stats: Option<VolumeHealthStats>,
+}
+
+/// `PVCReference`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PvcReference {
+    /// `name`.
+    pub name: String,
+    /// `namespace`.
+    pub namespace: String,
+}
+
+/// `VolumeHealthStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeHealthStats {
+    /// `abnormal`.
+    pub abnormal: bool,
 }
 
 /// `PodReference`.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use wasmlet_metrics::{ContainerSample, NodeSample, PodSample, StatsSource};
+use wasmlet_metrics::{ContainerSample, FsSample, NodeSample, PodSample, StatsSource, VolumeSample};
 
 use crate::manager::Handles;
 use crate::worker::{PodUpdate, Shared};
@@ -51,8 +51,31 @@ impl StatsSource for PodsStats {
                     uid: m.uid.clone()?,
                     start_time: SystemTime::from(start),
                     containers,
+                    volumes: volumes(&self.shared.volumes, m.uid.as_deref()?),
                 })
             })
             .collect()
     }
+}
+
+/// The latest figures of the pod's external (CSI) volumes.
+fn volumes(volumes: &wasmlet_volumes::Volumes, pod_uid: &str) -> Vec<VolumeSample> {
+    volumes
+        .external_stats(pod_uid)
+        .into_iter()
+        .map(|s| VolumeSample {
+            name: s.volume,
+            pvc: s.pvc,
+            fs: FsSample {
+                time: s.time,
+                available_bytes: s.available_bytes,
+                capacity_bytes: s.capacity_bytes,
+                used_bytes: s.used_bytes,
+                inodes_free: s.inodes_free,
+                inodes: s.inodes,
+                inodes_used: s.inodes_used,
+            },
+            abnormal: s.abnormal,
+        })
+        .collect()
 }

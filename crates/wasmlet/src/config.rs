@@ -134,6 +134,10 @@ pub(crate) struct Args {
     /// How often the eviction manager looks at the node (upstream's fixed 10s).
     #[arg(long, env = "WASMLET_EVICTION_MONITORING_PERIOD")]
     pub(crate) eviction_monitoring_period: Option<String>,
+    /// How often CSI volumes' usage is measured (`NodeGetVolumeStats`) for
+    /// `/stats/summary`, a Go duration (default 1m, 0 turns it off).
+    #[arg(long, env = "WASMLET_VOLUME_STATS_AGG_PERIOD")]
+    pub(crate) volume_stats_agg_period: Option<String>,
     /// Resources reserved for the system, `cpu=500m,memory=1Gi,ephemeral-storage=1Gi`.
     #[arg(long, env = "WASMLET_SYSTEM_RESERVED")]
     #[serde(deserialize_with = "eviction::equals_map")]
@@ -178,6 +182,8 @@ pub(crate) struct Settings {
     /// Where guests may connect: the node's limits (`--guest-outbound-cidrs`,
     /// `--allowed-node-local-destinations`).
     pub(crate) guest_network: wasmlet_runtime::NodePolicy,
+    /// `--volume-stats-agg-period` (0: off).
+    pub(crate) volume_stats_period: std::time::Duration,
 }
 
 /// An invalid setting.
@@ -233,6 +239,7 @@ impl Args {
             eviction_minimum_reclaim,
             merge_default_eviction_settings,
             eviction_monitoring_period,
+            volume_stats_agg_period,
             system_reserved,
             kube_reserved,
             guest_outbound_cidrs,
@@ -324,6 +331,12 @@ impl Args {
         if !(0.01..=1.0).contains(&token_refresh_fraction) {
             return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
         }
+        let volume_stats_period = match &self.volume_stats_agg_period {
+            Some(v) => {
+                wasmlet_eviction::duration::parse(v).map_err(|e| invalid(format!("--volume-stats-agg-period: {e}")))?
+            }
+            None => wasmlet_csi::DEFAULT_STATS_PERIOD,
+        };
         Ok(Settings {
             kubeconfig,
             node_name,
@@ -342,7 +355,22 @@ impl Args {
             eviction,
             reserved,
             guest_network,
+            volume_stats_period,
         })
+    }
+}
+
+impl Settings {
+    /// What no `hostPath` volume may expose: the root directory (keys,
+    /// checkpoints, every pod's volumes), the kubeconfigs, the certificate
+    /// directory and the serving key pair.
+    pub(crate) fn protected_host_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.root_dir.clone(), self.kubeconfig.clone(), self.security.cert_dir.clone()];
+        paths.extend(self.security.bootstrap_kubeconfig.clone());
+        if let Some((cert, key)) = &self.tls {
+            paths.extend([cert.clone(), key.clone()]);
+        }
+        paths
     }
 }
 

@@ -34,7 +34,8 @@ fn csi_bin_dir() -> PathBuf {
 }
 
 async fn bed(prefix: &str) -> Bed {
-    let node = WasmletNode::start(env!("CARGO_BIN_EXE_wasmlet"), prefix).await;
+    // Volume stats every second (upstream measures every minute).
+    let node = WasmletNode::start_with(env!("CARGO_BIN_EXE_wasmlet"), prefix, &["--volume-stats-agg-period=1s"]).await;
     let tb = testbed().await;
     let bin = csi_bin_dir();
     let csi = CsiBed::new(tb.dir(), &bin, &node.name, &node.root);
@@ -174,6 +175,29 @@ async fn wait_until(what: &str, cond: impl Fn() -> bool, bed: &Bed) {
 fn in_order(calls: &[String], want: &[&str]) -> bool {
     let mut it = calls.iter();
     want.iter().all(|w| it.any(|c| c == w))
+}
+
+/// The `/stats/summary` entry of volume `volume` of pod `pod`, once there
+/// (the first measurement comes within a period of the publication).
+async fn volume_stats(node: &str, pod: &str, volume: &str) -> serde_json::Value {
+    let path = format!("/api/v1/nodes/{node}/proxy/stats/summary");
+    let mut last = serde_json::Value::Null;
+    let found = tokio::time::timeout(POD_TIMEOUT, async {
+        loop {
+            let raw = pods::kubectl_ok(&["get", "--raw", &path]).await;
+            last = serde_json::from_str(&raw).unwrap();
+            let entry = last["pods"].as_array().and_then(|ps| {
+                let p = ps.iter().find(|p| p["podRef"]["name"] == pod)?;
+                p["volume"].as_array()?.iter().find(|v| v["name"] == volume).cloned()
+            });
+            if let Some(v) = entry {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no stats of volume {volume} of pod {pod} in /stats/summary: {last:#}"))
 }
 
 async fn write_then_read(bed: &Bed, class: &str) {
@@ -375,6 +399,20 @@ async fn kill_9_keeps_published_volumes_and_deletion_after_restart_releases_them
     assert!(content.starts_with("seed\n") && content.contains(WRITTEN), "{content}");
     let count = |m: &str| node_calls(&driver, &handle).iter().filter(|c| *c == m).count();
     assert_eq!((count("NodeStageVolume"), count("NodePublishVolume")), (1, 1), "staged and published once");
+
+    // /stats/summary carries the driver's NodeGetVolumeStats figures of the
+    // claim (statfs of the published directory), found again after the restart.
+    let stats = volume_stats(&bed.node.name, "keeps", "data").await;
+    assert_eq!(stats["pvcRef"], serde_json::json!({"name": "data", "namespace": bed.ns.name()}), "{stats}");
+    let (capacity, used, available) =
+        (stats["capacityBytes"].as_u64(), stats["usedBytes"].as_u64(), stats["availableBytes"].as_u64());
+    assert!(
+        capacity.is_some_and(|c| c > 0 && used.is_some_and(|u| u <= c) && available.is_some_and(|a| a <= c)),
+        "{stats}"
+    );
+    assert!(stats["inodes"].as_u64().is_some_and(|i| i > 0), "{stats}");
+    assert_eq!(stats["volumeHealthStats"], serde_json::json!({"abnormal": false}), "{stats}");
+    assert!(count("NodeGetVolumeStats") > 0, "{:?}", node_calls(&driver, &handle));
 
     delete_and_wait(&bed, "keeps").await;
     assert_eq!(

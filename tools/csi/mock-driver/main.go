@@ -40,12 +40,37 @@ import (
 // mock adapts upstream's single-node mock, whose node ID is its configured
 // driver name (NodeGetInfo, and ControllerPublishVolume refuses other nodes):
 // it is built with the node ID as that name, and GetPluginInfo reports the real
-// one. It can also stop advertising STAGE_UNSTAGE_VOLUME.
+// one. It can also stop advertising STAGE_UNSTAGE_VOLUME, and it answers
+// NodeGetVolumeStats with the real figures of the published directory.
 type mock struct {
 	service.Service
 	name    string
 	stage   bool
 	dataDir string
+	stats   bool
+}
+
+// NodeGetVolumeStats reports statfs(2) of the volume path (with --data-dir,
+// the filesystem holding the volume's data), in bytes and inodes.
+func (m mock) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+	if !m.stats {
+		return nil, status.Error(codes.Unimplemented, "NodeGetVolumeStats is off (--volume-stats=false)")
+	}
+	if req.GetVolumeId() == "" || req.GetVolumePath() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume_id and volume_path are required")
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(req.GetVolumePath(), &st); err != nil {
+		return nil, status.Errorf(codes.NotFound, "volume path %s: %v", req.GetVolumePath(), err)
+	}
+	bs := int64(st.Bsize)
+	return &csi.NodeGetVolumeStatsResponse{
+		Usage: []*csi.VolumeUsage{
+			{Unit: csi.VolumeUsage_BYTES, Total: int64(st.Blocks) * bs, Available: int64(st.Bavail) * bs, Used: int64(st.Blocks-st.Bfree) * bs},
+			{Unit: csi.VolumeUsage_INODES, Total: int64(st.Files), Available: int64(st.Ffree), Used: int64(st.Files - st.Ffree)},
+		},
+		VolumeCondition: &csi.VolumeCondition{Abnormal: false, Message: "statfs ok"},
+	}, nil
 }
 
 // NodePublishVolume, with --data-dir, turns the target directory upstream's
@@ -95,6 +120,16 @@ func (m mock) GetPluginInfo(ctx context.Context, req *csi.GetPluginInfoRequest) 
 
 func (m mock) NodeGetCapabilities(ctx context.Context, req *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
 	resp, err := m.Service.NodeGetCapabilities(ctx, req)
+	if resp != nil && m.stats {
+		has := false
+		for _, c := range resp.Capabilities {
+			has = has || c.GetRpc().GetType() == csi.NodeServiceCapability_RPC_GET_VOLUME_STATS
+		}
+		if !has {
+			resp.Capabilities = append(resp.Capabilities, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{
+				Rpc: &csi.NodeServiceCapability_RPC{Type: csi.NodeServiceCapability_RPC_GET_VOLUME_STATS}}})
+		}
+	}
 	if resp != nil && !m.stage {
 		caps := resp.Capabilities[:0]
 		for _, c := range resp.Capabilities {
@@ -195,6 +230,7 @@ func main() {
 	nodeID := flag.String("node-id", "", "node ID in NodeGetInfo, the only one ControllerPublishVolume accepts (default: the host name)")
 	disableAttach := flag.Bool("disable-attach", false, "no ControllerPublishVolume needed (the CSIDriver has attachRequired: false)")
 	stage := flag.Bool("stage-unstage", true, "advertise STAGE_UNSTAGE_VOLUME in NodeGetCapabilities")
+	stats := flag.Bool("volume-stats", true, "advertise GET_VOLUME_STATS and answer NodeGetVolumeStats with statfs of the volume path")
 	permissive := flag.Bool("permissive-target-path", false, "upstream's PermissiveTargetPath (in v1.36.3 an existing target path is accepted either way)")
 	attachLimit := flag.Int64("attach-limit", 0, "max_volumes_per_node in NodeGetInfo (0: none)")
 	topology := flag.Bool("enable-topology", false, "advertise the topology key "+service.TopologyKey)
@@ -221,7 +257,7 @@ func main() {
 	}
 
 	m := mock{service.New(service.Config{DriverName: *nodeID, DisableAttach: *disableAttach, AttachLimit: *attachLimit,
-		PermissiveTargetPath: *permissive, EnableTopology: *topology}), *name, *stage, *dataDir}
+		PermissiveTargetPath: *permissive, EnableTopology: *topology}), *name, *stage, *dataDir, *stats}
 	drv := driver.NewCSIDriver(&driver.CSIDriverServers{Controller: m, Identity: m, Node: m})
 	if err := drv.Start(listen(*csiSock), calls.interceptor("csi")); err != nil {
 		log.Fatal(err)

@@ -47,6 +47,7 @@ impl StatsSource for Source {
                 memory_limit_bytes: None,
                 running: true,
             }],
+            volumes: vec![],
         }]
     }
 }

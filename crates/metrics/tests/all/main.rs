@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmlet_metrics::{
-    ContainerSample, CpuSample, FsSample, MemorySample, NodeSample, PodSample, ProcessSample, StatsSource,
+    ContainerSample, CpuSample, FsSample, MemorySample, NodeSample, PodSample, ProcessSample, StatsSource, VolumeSample,
 };
 
 /// 2027-01-15T08:00:00Z plus `secs` (which may be negative).
@@ -94,6 +94,20 @@ impl Fake {
                     container("app", 1_500_000_000, 16 << 20, true),
                     container("sidecar", 500_000_000, 1 << 20, false),
                 ],
+                volumes: vec![VolumeSample {
+                    name: "data".into(),
+                    pvc: Some(("demo".into(), "data-web-0".into())),
+                    fs: FsSample {
+                        time: at(-5.0),
+                        available_bytes: Some(900 << 20),
+                        capacity_bytes: Some(1 << 30),
+                        used_bytes: Some(124 << 20),
+                        inodes_free: Some(1000),
+                        inodes: Some(1024),
+                        inodes_used: Some(24),
+                    },
+                    abnormal: Some(false),
+                }],
             },
             PodSample {
                 namespace: "demo".into(),
@@ -101,6 +115,7 @@ impl Fake {
                 uid: "uid-pending".into(),
                 start_time: at(-1.0),
                 containers: vec![],
+                volumes: vec![],
             },
         ];
         Self { node: Mutex::new(node), pods: Mutex::new(pods) }

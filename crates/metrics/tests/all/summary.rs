@@ -54,7 +54,24 @@ fn summary_has_the_kubelet_shape() {
     );
 
     let web = &json["pods"][0];
-    assert_eq!(keys(web), ["containers", "cpu", "memory", "podRef", "startTime"]);
+    assert_eq!(keys(web), ["containers", "cpu", "memory", "podRef", "startTime", "volume"]);
+    // A CSI volume's NodeGetVolumeStats figures: FsStats inline, the name,
+    // the claim and the driver's condition.
+    assert_eq!(
+        web["volume"],
+        json!([{
+            "time": "2027-01-15T07:59:55Z",
+            "availableBytes": 900 * MI,
+            "capacityBytes": 1024 * MI,
+            "usedBytes": 124 * MI,
+            "inodesFree": 1000,
+            "inodes": 1024,
+            "inodesUsed": 24,
+            "name": "data",
+            "pvcRef": {"name": "data-web-0", "namespace": "demo"},
+            "volumeHealthStats": {"abnormal": false}
+        }])
+    );
     assert_eq!(web["podRef"], json!({"name": "web-0", "namespace": "demo", "uid": "uid-web"}));
     assert_eq!(web["startTime"], "2027-01-15T07:59:29Z");
     assert_eq!(web["cpu"]["usageCoreNanoSeconds"], 2_000_000_000_u64);

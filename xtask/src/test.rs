@@ -36,6 +36,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut timings = Vec::new();
     let mut step = |name: &str, since: Instant| timings.push((name.to_owned(), since.elapsed()));
+    // The Go-built test-bed components (cached by version outside the repo)
+    // build while the Rust code is linted and built; the tests wait for them.
+    let go_tools = std::thread::spawn(go_tools);
 
     if !args.no_lint {
         let t = Instant::now();
@@ -56,6 +59,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let tb = up(&location).await?;
     step("test bed up", t);
+
+    let t = Instant::now();
+    let go_tools = go_tools.join().map_err(|_| anyhow::anyhow!("the Go tools build panicked"))?;
+    step("go tools wait", t);
+    if let Err(e) = go_tools {
+        Testbed::down(tb.dir())?;
+        return Err(e);
+    }
 
     let t = Instant::now();
     let outcome = run_tests(&tb, &args.cargo_test_args);
@@ -80,6 +91,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
     eprintln!("{:>14}: {:>6.1}s", "total", started.elapsed().as_secs_f64());
     outcome
+}
+
+/// Builds (or finds cached) what the tests start besides the control plane:
+/// kwok (the small benchmark's floor) and the CSI test-bed components.
+fn go_tools() -> anyhow::Result<()> {
+    steps::tool_bin_dir("tools/kwok/build.sh", &[])?;
+    steps::csi_tools()?;
+    Ok(())
 }
 
 fn run_tests(tb: &Testbed, extra: &[String]) -> anyhow::Result<()> {

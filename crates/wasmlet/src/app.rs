@@ -87,8 +87,13 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid.clone()).run(health_rx, late.clone()));
 
-    let csi =
-        wasmlet_csi::Csi::new(client.clone(), wasmlet_csi::Config::new(&settings.node_name, settings.root_dir.clone()));
+    let csi = wasmlet_csi::Csi::new(
+        client.clone(),
+        wasmlet_csi::Config {
+            stats_period: settings.volume_stats_period,
+            ..wasmlet_csi::Config::new(&settings.node_name, settings.root_dir.clone())
+        },
+    );
     csi.spawn(&tracker, late.clone());
     start_plugin_watcher(&settings, &csi, &tracker, late.clone());
 
@@ -98,6 +103,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         wasmlet_volumes::Config {
             allocatable: allocatable.quantities(),
             token_refresh_fraction: settings.token_refresh_fraction,
+            protected_host_paths: settings.protected_host_paths(),
             ..Default::default()
         },
     )

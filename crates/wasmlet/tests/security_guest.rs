@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret};
 use kube::Api;
 use kube::api::PostParams;
 use wasmlet_testkit::agent::{Agent, assert_no_secrets};
@@ -129,6 +129,37 @@ async fn guests_are_confined_and_secrets_stay_out_of_the_log() {
         let pod = ns.api::<Pod>().get(&format!("escape-{i}")).await.unwrap();
         assert_eq!(pods::terminated(&pod, "main").map(|t| t.exit_code), Some(2), "{target}: {out}");
     }
+    // hostPath volumes that would expose the agent's own files (its root
+    // directory with the pods' volumes, an ancestor of it, its serving key,
+    // a symbolic link into the root) are refused with FailedMount; the pod
+    // never starts and nothing is read.
+    let link = host.path().join("to-root");
+    std::os::unix::fs::symlink(&pods_dir, &link).unwrap();
+    let protected = [
+        pods_dir.clone(),
+        work.path().to_owned(),
+        creds.serving.key.clone(),
+        link.clone(),
+        std::path::PathBuf::from("/"),
+    ];
+    let events: Api<Event> = ns.api();
+    for (i, target) in protected.iter().enumerate() {
+        let pod_name = format!("agent-files-{i}");
+        let mut p = pods::bare(&pod_name, &name, &read_file, &["/x"], "Never");
+        p["spec"]["volumes"] = serde_json::json!([{ "name": "h", "hostPath": { "path": target } }]);
+        p["spec"]["containers"][0]["volumeMounts"] = serde_json::json!([{ "name": "h", "mountPath": "/x" }]);
+        pods::create(&ns, p).await;
+        let refused = wait::for_any(&events, Default::default(), POD_TIMEOUT, |e: &Event| {
+            e.reason.as_deref() == Some("FailedMount")
+                && e.involved_object.name.as_deref() == Some(pod_name.as_str())
+                && e.message.as_deref().is_some_and(|m| m.contains("refused on this node"))
+        })
+        .await;
+        assert!(refused.is_some(), "{}: no FailedMount refusal\n{}", target.display(), agent.log_tail(40));
+        let pod = ns.api::<Pod>().get(&pod_name).await.unwrap();
+        assert_eq!(pods::waiting_reason(&pod, "main"), Some("ContainerCreating"), "{:?}", pod.status);
+    }
+
     let mut inside = pods::bare("inside", &name, &read_file, &["/x/inside.txt"], "Never");
     inside["spec"]["volumes"] = serde_json::json!([{ "name": "h", "hostPath": { "path": host.path() } }]);
     inside["spec"]["containers"][0]["volumeMounts"] = serde_json::json!([{ "name": "h", "mountPath": "/x" }]);

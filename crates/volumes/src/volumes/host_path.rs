@@ -33,6 +33,19 @@ pub enum HostPathError {
     /// The `type` is not a known one.
     #[error("{0} is an invalid volume type")]
     InvalidType(String),
+    /// The path is, holds or lies inside what the node agent keeps to itself
+    /// (its root directory, credentials): a guest with it could act as the node.
+    #[error(
+        "hostPath {} is refused on this node: it would expose the node agent's own files ({})",
+        path.display(),
+        protected.display()
+    )]
+    Protected {
+        /// The path asked for.
+        path: PathBuf,
+        /// The protected path it overlaps.
+        protected: PathBuf,
+    },
     /// `DirectoryOrCreate` / `FileOrCreate` could not create the path.
     #[error("cannot create {}", path.display())]
     Create {
@@ -42,6 +55,63 @@ pub enum HostPathError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Refuses `path` when it overlaps one of `protected`: the same, inside it,
+/// or an ancestor of it (a preopen of `/` holds the agent's keys too).
+/// Both sides are compared resolved (symbolic links followed), and also as
+/// given, so neither a link nor a missing path gets around the check.
+pub(crate) fn refuse_protected(path: &Path, protected: &[PathBuf]) -> Result<(), HostPathError> {
+    let forms = |p: &Path| {
+        let given = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        let resolved = resolve(&given);
+        [normalize(&given), resolved]
+    };
+    let asked = forms(path);
+    for guarded in protected {
+        for g in forms(guarded) {
+            if asked.iter().any(|a| a.starts_with(&g) || g.starts_with(a)) {
+                return Err(HostPathError::Protected { path: path.to_owned(), protected: guarded.clone() });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with its longest existing ancestor resolved (symbolic links
+/// followed) and the rest appended, `..` applied lexically.
+fn resolve(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(real) = fs::canonicalize(existing) {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return normalize(&out);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return normalize(path),
+        }
+    }
+}
+
+/// `path` with `.` dropped and `..` applied lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Checks (and for the `*OrCreate` types, creates) `path` per `type_`.
@@ -141,6 +211,40 @@ mod tests {
         assert_eq!(msg(&dir, "Bogus"), "Bogus is an invalid volume type");
         assert!(msg(&dir, "FileOrCreate").contains("is not a file"));
         assert!(msg(&file, "DirectoryOrCreate").contains("is not a directory"));
+    }
+
+    #[test]
+    fn protected_paths_their_insides_ancestors_and_links_to_them_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("var/lib/wasmlet");
+        let key = tmp.path().join("etc/pki/serving.key");
+        fs::create_dir_all(root.join("pods")).unwrap();
+        fs::create_dir_all(key.parent().unwrap()).unwrap();
+        fs::write(&key, "secret").unwrap();
+        let link = tmp.path().join("innocent");
+        std::os::unix::fs::symlink(root.join("pods"), &link).unwrap();
+        let protected = [root.clone(), key.clone()];
+        let refused = |p: &Path| matches!(refuse_protected(p, &protected), Err(HostPathError::Protected { .. }));
+        for p in [
+            root.clone(),
+            root.join("pods"),
+            root.join("not/yet/there"),
+            root.join("pods/../pods"),
+            tmp.path().join("var"),
+            tmp.path().to_owned(),
+            PathBuf::from("/"),
+            key.clone(),
+            key.parent().unwrap().to_owned(),
+            link.clone(),
+            link.join("x"),
+        ] {
+            assert!(refused(&p), "{} must be refused", p.display());
+        }
+        for p in [tmp.path().join("var/lib/other"), tmp.path().join("etc/other"), tmp.path().join("var/lib/wasmlet2")] {
+            refuse_protected(&p, &protected).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        }
+        let msg = refuse_protected(&root.join("pods"), &protected).unwrap_err().to_string();
+        assert!(msg.contains("refused on this node") && msg.contains(&root.display().to_string()), "{msg}");
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct Config {
     /// The most bytes copied when staging one subPath of a
     /// configMap/secret/downwardAPI/projected volume.
     pub max_copy_bytes: u64,
+    /// Paths no `hostPath` volume may be, lie in, or contain: the agent's
+    /// root directory and credentials (see `docs/security.md`).
+    pub protected_host_paths: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             token_refresh_fraction: crate::token::DEFAULT_REFRESH_FRACTION,
             token_retry: DEFAULT_TOKEN_RETRY,
             max_copy_bytes: DEFAULT_MAX_COPY_BYTES,
+            protected_host_paths: Vec::new(),
         }
     }
 }

@@ -127,6 +127,10 @@ pub(super) async fn prepare(volumes: &Volumes, pod: &Pod, pod_dir: &Path) -> Res
             Prepared::External(mount.map_err(|source| VolumeError::External { volume: volume.name.clone(), source })?)
         } else if let Some(source) = &volume.host_path {
             let host = PathBuf::from(&source.path);
+            // Before the type check: an `*OrCreate` type must not create
+            // anything in protected places either.
+            host_path::refuse_protected(&host, &volumes.config.protected_host_paths)
+                .map_err(|e| fail(volume, e.into()))?;
             host_path::check(&host, source.type_.as_deref()).map_err(|e| fail(volume, e.into()))?;
             Prepared::HostPath(host)
         } else {

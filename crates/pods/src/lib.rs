@@ -26,6 +26,8 @@ mod guest;
 mod images;
 mod live;
 mod manager;
+#[cfg(test)]
+mod mock_api;
 mod oom_events;
 mod probe;
 mod probe_grpc;
@@ -105,7 +107,7 @@ impl Pods {
         volumes: wasmlet_volumes::Volumes,
         metrics: Arc<wasmlet_metrics::Metrics>,
     ) -> Self {
-        let events = events::Events::new(client.clone(), &config.node_name);
+        let events = events::Events::new(client.clone(), &config.node_name, metrics.clone());
         let shared = Arc::new(worker::Shared {
             client,
             config,
@@ -144,7 +146,19 @@ impl Pods {
     /// workers are done. `synced` is notified once the first pod list was seen.
     pub async fn run(&self, cancel: CancellationToken, synced: Arc<Notify>) {
         let manager = manager::Manager::new(self.shared.clone(), self.handles.clone(), cancel.clone());
-        tokio::join!(manager.run(synced), gc::run(&self.shared, cancel.clone()), self.count_phases(cancel));
+        // The senders outlive the pod workers: what the workers queue while
+        // they stop is still sent.
+        let workers_done = CancellationToken::new();
+        let workers = async {
+            manager.run(synced).await;
+            workers_done.cancel();
+        };
+        tokio::join!(
+            workers,
+            gc::run(&self.shared, cancel.clone()),
+            self.count_phases(cancel),
+            self.shared.events.run(workers_done.clone()),
+        );
     }
 
     /// Keeps the `pods by phase` gauge current.

@@ -40,8 +40,10 @@ mod recovery;
 pub mod sockets;
 mod spawn;
 pub mod spec;
+mod startup;
 pub mod state;
 pub mod status;
+mod status_manager;
 mod streaming;
 mod telemetry;
 mod worker;
@@ -109,11 +111,13 @@ impl Pods {
     ) -> Self {
         let events = events::Events::new(client.clone(), &config.node_name, metrics.clone());
         let shared = Arc::new(worker::Shared {
-            client,
+            client: client.clone(),
             config,
             runtime,
             images,
             events,
+            statuses: status_manager::StatusManager::new(client.clone(), metrics.clone()),
+            startup: startup::Startup::new(metrics.clone()),
             network,
             volumes,
             metrics,
@@ -158,10 +162,12 @@ impl Pods {
             gc::run(&self.shared, cancel.clone()),
             self.count_phases(cancel),
             self.shared.events.run(workers_done.clone()),
+            self.shared.statuses.run(workers_done.clone()),
         );
     }
 
-    /// Keeps the `pods by phase` gauge current.
+    /// Keeps the `pods by phase` gauge and the running pods and containers
+    /// gauges current.
     async fn count_phases(&self, cancel: CancellationToken) {
         use wasmlet_metrics::PodPhase;
         let mut tick = tokio::time::interval(Duration::from_secs(15));
@@ -171,8 +177,11 @@ impl Pods {
                 () = cancel.cancelled() => return,
             }
             let mut counts: HashMap<&'static str, u64> = HashMap::new();
+            let (mut running_pods, mut running_containers) = (0u64, 0u64);
             for h in self.handles.lock().unwrap_or_else(|p| p.into_inner()).values() {
                 let record = h.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let running = record.all().filter(|c| c.is_running()).count() as u64;
+                running_containers += running;
                 let policy = match &*h.updates.borrow() {
                     worker::PodUpdate::Present(p) => p.spec.as_ref().and_then(|s| s.restart_policy.clone()),
                     worker::PodUpdate::Gone => None,
@@ -186,7 +195,12 @@ impl Pods {
                     _ => "Unknown",
                 };
                 *counts.entry(key).or_default() += 1;
+                // Upstream counts pods with a running sandbox: here, set up and not finished.
+                if record.sandbox_ready && !status::phase::is_terminal(Some(&phase)) {
+                    running_pods += 1;
+                }
             }
+            self.shared.metrics.set_running(running_pods, running_containers);
             for (name, phase) in [
                 ("Pending", PodPhase::Pending),
                 ("Running", PodPhase::Running),

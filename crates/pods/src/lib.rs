@@ -9,8 +9,10 @@
 //! machine ([`state::container`]): pull, start, run, exit, restart with
 //! back-off. Both machines' edges are checked at compile time ([`state`]).
 //!
-//! Status is computed from the agent's record ([`record`], [`status`]) and
-//! patched when it changes; a checkpoint per pod ([`checkpoint`]) lets a
+//! Status is computed from the agent's record ([`record`], [`status`]) and,
+//! when it changes, handed to the node's status manager, which patches the
+//! latest status of each pod off the workers' path; events go through a
+//! bounded queue to one sender. A checkpoint per pod ([`checkpoint`]) lets a
 //! restarted agent resume without ever re-running a finished pod.
 
 pub mod admission;

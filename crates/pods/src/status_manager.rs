@@ -245,6 +245,10 @@ impl StatusManager {
             Outcome::Written => {
                 entry.written = entry.written.max(job.version);
                 entry.failures = 0;
+                if entry.written >= entry.version {
+                    // Nothing left to write: the worker keeps its own copy.
+                    entry.status = serde_json::Value::Null;
+                }
                 None
             }
             Outcome::Abandoned => {

@@ -17,6 +17,9 @@
 //! | `kubelet_evictions{eviction_signal}` (samples `kubelet_evictions_total`) | counter | [`Metrics::eviction`] (upstream's name) |
 //! | `wasmlet_server_expiration_renew_errors_total` | counter | [`Metrics::server_certificate_renew_error`] (upstream's `kubelet_server_expiration_renew_errors`) |
 //! | `wasmlet_kubelet_api_start_errors_total{step}` | counter | [`Metrics::kubelet_api_start_error`] (`bind`, `serve`) |
+//! | `wasmlet_events_dropped_total` | counter | [`Metrics::event_dropped`] (the event queue was full) |
+//! | `kubelet_pod_start_sli_duration_seconds`, `kubelet_pod_start_duration_seconds` | histogram | [`Metrics::pod_start_sli`], [`Metrics::pod_started`] (upstream's names and buckets, see [`kubelet`](crate::kubelet)) |
+//! | `kubelet_running_pods`, `kubelet_running_containers{container_state}` | gauge | [`Metrics::set_running`] |
 //!
 //! Label values come from closed sets (a [`PodPhase`], a `&'static str`
 //! operation name), so the number of series is bounded by the code.
@@ -30,6 +33,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::kubelet::Kubelet;
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -105,6 +110,8 @@ pub struct Metrics {
     evictions: Family<EvictionLabels, Counter>,
     server_renew_errors: Counter,
     kubelet_api_start_errors: Family<StepLabels, Counter>,
+    events_dropped: Counter,
+    kubelet: Kubelet,
     compile_source: OnceLock<CompileSource>,
 }
 
@@ -127,6 +134,7 @@ impl Metrics {
         // Upstream's own series keep upstream's names; the rest are wasmlet_*.
         let evictions = Family::<EvictionLabels, Counter>::default();
         root.register("kubelet_evictions", "Cumulative number of pod evictions by eviction signal", evictions.clone());
+        let kubelet = Kubelet::register(&mut root);
         let registry = root.sub_registry_with_prefix("wasmlet");
         let pods = Family::<PhaseLabels, Gauge>::default();
         registry.register("pods", "Pods on this node by phase", pods.clone());
@@ -166,6 +174,8 @@ impl Metrics {
             "Failures to bind or serve the kubelet API (retried) by step",
             kubelet_api_start_errors.clone(),
         );
+        let events_dropped = Counter::default();
+        registry.register("events_dropped", "Events not sent because the event queue was full", events_dropped.clone());
         Self {
             registry: root,
             pods,
@@ -180,6 +190,8 @@ impl Metrics {
             evictions,
             server_renew_errors,
             kubelet_api_start_errors,
+            events_dropped,
+            kubelet,
             compile_source: OnceLock::new(),
         }
     }
@@ -264,6 +276,28 @@ impl Metrics {
     /// `"serve"`); it is retried.
     pub fn kubelet_api_start_error(&self, step: &'static str) {
         self.kubelet_api_start_errors.get_or_create(&StepLabels { step }).inc();
+    }
+
+    /// An event was dropped: the queue to the API server was full.
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
+    }
+
+    /// All of a pod's containers started, `latency` after the pod's
+    /// `creationTimestamp`, image pulls excluded (upstream's pod start SLI).
+    pub fn pod_start_sli(&self, latency: Duration) {
+        self.kubelet.pod_start_sli.observe(latency.as_secs_f64());
+    }
+
+    /// A pod runs, `latency` after the agent first saw it.
+    pub fn pod_started(&self, latency: Duration) {
+        self.kubelet.pod_start.observe(latency.as_secs_f64());
+    }
+
+    /// Sets how many pods run (set up, not finished) and how many of their
+    /// containers are running.
+    pub fn set_running(&self, pods: u64, containers: u64) {
+        self.kubelet.set_running(pods, containers);
     }
 
     /// The OpenMetrics text of every series ([`CONTENT_TYPE`]).

@@ -17,13 +17,14 @@
 //!
 //! Module map: [`sample`] (the source trait and samples), [`summary`] (the
 //! JSON types), [`resource`] (the resource metrics), [`cadvisor`] (the
-//! cAdvisor memory metrics), [`text`] (the
+//! cAdvisor memory metrics), [`kubelet`] (upstream's pod series), [`text`] (the
 //! Prometheus text format), [`agent`] (the agent's metrics), [`host`]
 //! (`/proc` and `statvfs`).
 
 pub mod agent;
 pub mod cadvisor;
 pub mod host;
+pub mod kubelet;
 pub mod rate;
 pub mod resource;
 pub mod sample;

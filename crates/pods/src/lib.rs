@@ -9,8 +9,10 @@
 //! machine ([`state::container`]): pull, start, run, exit, restart with
 //! back-off. Both machines' edges are checked at compile time ([`state`]).
 //!
-//! Status is computed from the agent's record ([`record`], [`status`]) and
-//! patched when it changes; a checkpoint per pod ([`checkpoint`]) lets a
+//! Status is computed from the agent's record ([`record`], [`status`]) and,
+//! when it changes, handed to the node's status manager, which patches the
+//! latest status of each pod off the workers' path; events go through a
+//! bounded queue to one sender. A checkpoint per pod ([`checkpoint`]) lets a
 //! restarted agent resume without ever re-running a finished pod.
 
 pub mod admission;
@@ -26,6 +28,8 @@ mod guest;
 mod images;
 mod live;
 mod manager;
+#[cfg(test)]
+mod mock_api;
 mod oom_events;
 mod probe;
 mod probe_grpc;
@@ -38,8 +42,10 @@ mod recovery;
 pub mod sockets;
 mod spawn;
 pub mod spec;
+mod startup;
 pub mod state;
 pub mod status;
+mod status_manager;
 mod streaming;
 mod telemetry;
 mod worker;
@@ -105,13 +111,15 @@ impl Pods {
         volumes: wasmlet_volumes::Volumes,
         metrics: Arc<wasmlet_metrics::Metrics>,
     ) -> Self {
-        let events = events::Events::new(client.clone(), &config.node_name);
+        let events = events::Events::new(client.clone(), &config.node_name, metrics.clone());
         let shared = Arc::new(worker::Shared {
-            client,
+            client: client.clone(),
             config,
             runtime,
             images,
             events,
+            statuses: status_manager::StatusManager::new(client.clone(), metrics.clone()),
+            startup: startup::Startup::new(metrics.clone()),
             network,
             volumes,
             metrics,
@@ -144,10 +152,24 @@ impl Pods {
     /// workers are done. `synced` is notified once the first pod list was seen.
     pub async fn run(&self, cancel: CancellationToken, synced: Arc<Notify>) {
         let manager = manager::Manager::new(self.shared.clone(), self.handles.clone(), cancel.clone());
-        tokio::join!(manager.run(synced), gc::run(&self.shared, cancel.clone()), self.count_phases(cancel));
+        // The senders outlive the pod workers: what the workers queue while
+        // they stop is still sent.
+        let workers_done = CancellationToken::new();
+        let workers = async {
+            manager.run(synced).await;
+            workers_done.cancel();
+        };
+        tokio::join!(
+            workers,
+            gc::run(&self.shared, cancel.clone()),
+            self.count_phases(cancel),
+            self.shared.events.run(workers_done.clone()),
+            self.shared.statuses.run(workers_done.clone()),
+        );
     }
 
-    /// Keeps the `pods by phase` gauge current.
+    /// Keeps the `pods by phase` gauge and the running pods and containers
+    /// gauges current.
     async fn count_phases(&self, cancel: CancellationToken) {
         use wasmlet_metrics::PodPhase;
         let mut tick = tokio::time::interval(Duration::from_secs(15));
@@ -157,8 +179,11 @@ impl Pods {
                 () = cancel.cancelled() => return,
             }
             let mut counts: HashMap<&'static str, u64> = HashMap::new();
+            let (mut running_pods, mut running_containers) = (0u64, 0u64);
             for h in self.handles.lock().unwrap_or_else(|p| p.into_inner()).values() {
                 let record = h.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let running = record.all().filter(|c| c.is_running()).count() as u64;
+                running_containers += running;
                 let policy = match &*h.updates.borrow() {
                     worker::PodUpdate::Present(p) => p.spec.as_ref().and_then(|s| s.restart_policy.clone()),
                     worker::PodUpdate::Gone => None,
@@ -172,7 +197,12 @@ impl Pods {
                     _ => "Unknown",
                 };
                 *counts.entry(key).or_default() += 1;
+                // Upstream counts pods with a running sandbox: here, set up and not finished.
+                if record.sandbox_ready && !status::phase::is_terminal(Some(&phase)) {
+                    running_pods += 1;
+                }
             }
+            self.shared.metrics.set_running(running_pods, running_containers);
             for (name, phase) in [
                 ("Pending", PodPhase::Pending),
                 ("Running", PodPhase::Running),

@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition};
 use k8s_openapi::jiff::Timestamp;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -20,8 +18,13 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::events::Events;
 use crate::images::{Images, Pulled};
 use crate::record::{ContainerRecord, PodRecord};
+use crate::startup::Startup;
 use crate::status::{self, Addresses};
+use crate::status_manager::StatusManager;
 use crate::{Config, attempts::Attempts};
+
+/// How long a worker waits for its terminal status to be written.
+const FINAL_STATUS_WAIT: Duration = Duration::from_secs(10);
 
 /// What every worker shares.
 pub(crate) struct Shared {
@@ -30,6 +33,10 @@ pub(crate) struct Shared {
     pub(crate) runtime: Arc<wasmlet_runtime::Runtime>,
     pub(crate) images: Images,
     pub(crate) events: Events,
+    /// Writes pod statuses (off the workers' path).
+    pub(crate) statuses: StatusManager,
+    /// Pod start latencies, for the upstream start metrics.
+    pub(crate) startup: Startup,
     pub(crate) network: wasmlet_network::PodNetwork,
     pub(crate) volumes: wasmlet_volumes::Volumes,
     pub(crate) metrics: Arc<wasmlet_metrics::Metrics>,
@@ -141,12 +148,15 @@ impl PodWorker {
         self.record.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Recomputes the status and patches it when it changed. Failures are
-    /// logged and retried at the next sync.
+    /// Recomputes the status and hands it to the status manager when it
+    /// changed (never waiting for the API server, except for a terminal
+    /// status: that one is written before the worker goes on, for up to
+    /// [`FINAL_STATUS_WAIT`], so the object is never deleted before it).
     pub(crate) async fn sync_status(&mut self) {
         let record = self.snapshot();
-        let status = status::compute(&self.pod, &record, &self.shared.addresses(&record), Timestamp::now());
-        let Ok(mut value) = serde_json::to_value(&status) else {
+        let pod = self.with_reported_conditions();
+        let status = status::compute(&pod, &record, &self.shared.addresses(&record), Timestamp::now());
+        let Ok(value) = serde_json::to_value(&status) else {
             return;
         };
         // Transition times make every computation differ; compare without them
@@ -157,24 +167,40 @@ impl PodWorker {
         let (Some(ns), Some(name)) = (self.pod.metadata.namespace.as_deref(), self.pod.metadata.name.as_deref()) else {
             return;
         };
-        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), ns);
-        let patch = serde_json::json!({ "status": value.take() });
-        match api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
-            Ok(pod) => {
-                self.reported = Some(patch["status"].clone());
-                if !self.gone() {
-                    self.pod = Arc::new(pod);
-                }
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => {
-                tracing::debug!("pod is gone; status not written");
-            }
-            Err(e) => {
-                self.shared.metrics.api_error("patch_pod_status");
-                tracing::warn!(error = %e, "patching pod status failed; will retry");
+        let version = self.shared.statuses.set(&self.uid, ns, name, value.clone());
+        self.reported = Some(value);
+        self.shared.startup.observe(&self.uid, &self.pod, &status, record.start_time);
+        self.save_checkpoint(false);
+        if status::phase::is_terminal(status.phase.as_deref())
+            && !self.shared.statuses.wait_written(&self.uid, version, FINAL_STATUS_WAIT).await
+        {
+            tracing::warn!("the final pod status is not written yet; still trying");
+        }
+    }
+
+    /// The pod as last seen, with the conditions this worker last reported
+    /// over them (the watch may not have brought them back yet), so their
+    /// transition times are kept.
+    fn with_reported_conditions(&self) -> Arc<Pod> {
+        let reported: Option<Vec<PodCondition>> = self
+            .reported
+            .as_ref()
+            .and_then(|v| v.get("conditions"))
+            .and_then(|c| serde_json::from_value(c.clone()).ok());
+        let Some(reported) = reported else { return self.pod.clone() };
+        let seen = self.pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+        if seen.is_some_and(|seen| reported.iter().all(|r| seen.contains(r))) {
+            return self.pod.clone();
+        }
+        let mut pod = (*self.pod).clone();
+        let conditions = pod.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
+        for r in reported {
+            match conditions.iter_mut().find(|c| c.type_ == r.type_) {
+                Some(c) => *c = r,
+                None => conditions.push(r),
             }
         }
-        self.save_checkpoint(false);
+        Arc::new(pod)
     }
 
     /// Persists the record: queued to the pod's checkpoint writer, which

@@ -63,3 +63,54 @@ fn mirrored_counters_never_go_back() {
     assert!(lines(&text).contains(&"wasmlet_compiles_total 5"), "{text}");
     assert!(lines(&text).contains(&"wasmlet_compile_cache_hits_total 6"), "{text}");
 }
+
+#[test]
+fn upstream_pod_series_have_upstream_names_and_buckets() {
+    let metrics = Metrics::new();
+    let text = metrics.render();
+    // Present from the first scrape, at zero.
+    for expected in [
+        "# TYPE kubelet_pod_start_sli_duration_seconds histogram",
+        "kubelet_pod_start_sli_duration_seconds_count 0",
+        "# TYPE kubelet_pod_start_duration_seconds histogram",
+        "# TYPE kubelet_running_pods gauge",
+        "kubelet_running_pods 0",
+        "# TYPE kubelet_running_containers gauge",
+        "kubelet_running_containers{container_state=\"running\"} 0",
+        "wasmlet_events_dropped_total 0",
+    ] {
+        assert!(lines(&text).contains(&expected), "{expected:?} missing from:\n{text}");
+    }
+    metrics.pod_start_sli(Duration::from_millis(700));
+    metrics.pod_start_sli(Duration::from_secs(50));
+    metrics.pod_started(Duration::from_millis(300));
+    metrics.set_running(4, 7);
+    metrics.event_dropped();
+    let text = metrics.render();
+    let lines = lines(&text);
+    for expected in [
+        "kubelet_pod_start_sli_duration_seconds_count 2",
+        "kubelet_pod_start_sli_duration_seconds_bucket{le=\"0.5\"} 0",
+        "kubelet_pod_start_sli_duration_seconds_bucket{le=\"1.0\"} 1",
+        "kubelet_pod_start_sli_duration_seconds_bucket{le=\"45.0\"} 1",
+        "kubelet_pod_start_sli_duration_seconds_bucket{le=\"60.0\"} 2",
+        "kubelet_pod_start_duration_seconds_count 1",
+        "kubelet_pod_start_duration_seconds_bucket{le=\"0.5\"} 1",
+        "kubelet_running_pods 4",
+        "kubelet_running_containers{container_state=\"running\"} 7",
+        "wasmlet_events_dropped_total 1",
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} missing from:\n{text}");
+    }
+    // Upstream's 25 buckets, then +Inf.
+    let buckets: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("kubelet_pod_start_duration_seconds_bucket"))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    let upstream = [
+        "0.5", "1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "8.0", "10.0", "20.0", "30.0", "45.0", "60.0", "120.0",
+        "180.0", "240.0", "300.0", "360.0", "480.0", "600.0", "900.0", "1200.0", "1800.0", "2700.0", "3600.0", "+Inf",
+    ];
+    assert_eq!(buckets, upstream);
+}

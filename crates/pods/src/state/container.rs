@@ -172,6 +172,7 @@ impl State<ContainerWorker> for Pulling {
             };
             if result.as_ref().map_or(true, |p| p.pulled_in.is_some()) {
                 shared.metrics.image_pull(pull_started.elapsed(), result.is_ok());
+                shared.startup.pulled(w.pod.metadata.uid.as_deref().unwrap_or_default(), pull_started, Instant::now());
             }
             match result {
                 Ok(pulled) => {

@@ -46,6 +46,8 @@ pub use subscription::Subscription;
 
 /// Default for [`Config::sync_timeout`].
 pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default first delay of [`Config::retry`].
+pub const DEFAULT_RETRY_MIN: Duration = Duration::from_millis(20);
 /// Default for [`Config::max_objects`].
 pub const DEFAULT_MAX_OBJECTS: usize = 10_000;
 
@@ -59,7 +61,10 @@ pub struct Config {
     /// with [`SourceError::TooManyObjects`].
     pub max_objects: usize,
     /// The first and the longest delay between retries of a failed list or
-    /// watch (exponential with jitter between them).
+    /// watch (exponential with jitter between them). The first is short: a
+    /// pod's objects are forbidden to the node for the few milliseconds the
+    /// Node authorizer's graph lags behind the pod, and every pod of a new
+    /// namespace waits for that first list (its `kube-root-ca.crt`).
     pub retry: (Duration, Duration),
 }
 
@@ -68,7 +73,7 @@ impl Default for Config {
         Self {
             sync_timeout: DEFAULT_SYNC_TIMEOUT,
             max_objects: DEFAULT_MAX_OBJECTS,
-            retry: (Duration::from_millis(200), Duration::from_secs(30)),
+            retry: (DEFAULT_RETRY_MIN, Duration::from_secs(30)),
         }
     }
 }

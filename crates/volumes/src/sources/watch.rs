@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::{Config, Key, Kind, Object, Snapshot};
 
 /// Consecutive failures logged at debug level before warnings.
-const QUIET_FAILURES: u32 = 3;
+const QUIET_FAILURES: u32 = 6;
 
 /// The backoff of list/watch retries.
 fn backoff(config: &Config) -> ExponentialBackoff {

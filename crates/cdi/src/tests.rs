@@ -125,7 +125,7 @@ proptest! {
         keys.dedup();
         prop_assert_eq!(keys.len(), before);
         for (k, v) in &edits.env {
-            let last = batches.iter().flatten().filter_map(|e| e.split_once('=')).filter(|(ek, _)| ek == k).last();
+            let last = batches.iter().flatten().filter_map(|e| e.split_once('=')).rfind(|(ek, _)| ek == k);
             prop_assert_eq!(last.map(|(_, lv)| lv), Some(v.as_str()));
         }
     }

@@ -277,7 +277,7 @@ impl Inner {
             if let Some(old) = r.endpoint.replace(ep.clone()) {
                 old.stop.cancel();
             }
-            r.options = Some(ep.options.clone());
+            r.options = Some(ep.options);
             r.stopped_at = None;
             state.removed.remove(resource);
         }

@@ -32,6 +32,7 @@ mod pull_secrets;
 pub use wasmlet_quantity as quantity;
 pub mod record;
 mod recovery;
+pub mod resources;
 pub mod sockets;
 mod spawn;
 pub mod spec;
@@ -54,6 +55,7 @@ pub use crate::admission::{Allocatable, WasmPolicy};
 pub use crate::backoff::BackoffConfig;
 pub use crate::evict::Eviction;
 pub use crate::images::Images;
+pub use crate::resources::{ContainerResources, NoResources, Note, PodResources, ResourceError};
 pub use crate::worker::{ContainerWorker, PodWorker};
 
 /// Settings of pod sync.
@@ -114,6 +116,7 @@ impl Pods {
             metrics,
             admitted: Mutex::new(HashMap::new()),
             pressure: std::sync::OnceLock::new(),
+            resources: std::sync::OnceLock::new(),
         });
         Self { shared, handles: Arc::default() }
     }
@@ -188,6 +191,15 @@ impl Pods {
     pub fn set_pressure_admission(&self, admission: wasmlet_eviction::Admission) {
         if self.shared.pressure.set(admission).is_err() {
             tracing::warn!("pressure admission is already set; keeping the first");
+        }
+    }
+
+    /// Gives pods what node plugins offer (devices, claims). Set it once,
+    /// before [`run`](Self::run); later calls are ignored. Without it pods
+    /// get nothing extra ([`NoResources`]).
+    pub fn set_resources(&self, resources: std::sync::Arc<dyn PodResources>) {
+        if self.shared.resources.set(resources).is_err() {
+            tracing::warn!("pod resources are already set; keeping the first");
         }
     }
 

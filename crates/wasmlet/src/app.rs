@@ -1,5 +1,6 @@
-//! Wiring: node registration, heartbeats, the kubelet API, pod sync and the
-//! eviction manager, and a two-phase shutdown.
+//! Wiring: node registration, heartbeats, the kubelet API, pod sync, the
+//! eviction manager, the plugin watcher with device plugins and DRA, and a
+//! two-phase shutdown.
 //!
 //! On SIGTERM or SIGINT: (1) pod sync stops — every pod's containers stop
 //! within their grace period (capped by [`SHUTDOWN_GRACE`]) and the record of
@@ -83,6 +84,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid.clone()).run(health_rx, late.clone()));
 
+    let plugged = start_plugins(&settings, &client, &tracker, late.clone());
+    let extended = plugged.devices.capacity();
+
     let sources = wasmlet_volumes::Sources::new(client.clone(), Default::default(), late.clone());
     let volumes = wasmlet_volumes::Volumes::new(
         sources.clone(),
@@ -117,6 +121,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         volumes,
         metrics.clone(),
     ));
+    pods.set_resources(plugged);
     let target = crate::eviction::Node::new(
         client.clone(),
         pods.clone(),
@@ -139,7 +144,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     api::start(&settings, &identity, routes, &tracker, shutdown.clone(), late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
-    tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure));
+    tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure, extended));
 
     pods.run(shutdown.clone(), synced).await;
     tracing::info!("pods stopped; stopping the kubelet API and heartbeat");
@@ -154,17 +159,29 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
 /// Feeds the heartbeat: Ready once pods are listed (NotReady with the reason
 /// when the pod network is broken, as upstream does for a runtime whose
 /// network plugin is not ready), and the eviction manager's pressure
-/// conditions as they change. Returns when the heartbeat is gone.
+/// conditions and the device plugins' extended resources as they change.
+/// Returns when the heartbeat is gone.
 async fn node_health(
     health: watch::Sender<NodeHealth>,
     listed: Arc<Notify>,
     network: wasmlet_network::Status,
     mut pressure: watch::Receiver<wasmlet_eviction::Conditions>,
+    mut extended: watch::Receiver<wasmlet_devices::Capacity>,
 ) {
     let mut listed = std::pin::pin!(listed.notified());
-    let (mut waiting, mut pressure_open) = (true, true);
+    let (mut waiting, mut pressure_open, mut extended_open) = (true, true, true);
+    // Resources known from the checkpoint count 0 until their plugin is back.
+    extended.mark_changed();
     loop {
         tokio::select! {
+            changed = extended.changed(), if extended_open => {
+                if changed.is_err() {
+                    extended_open = false;
+                    continue;
+                }
+                let now = crate::plugins::extended(&extended.borrow_and_update());
+                health.send_if_modified(|h| std::mem::replace(&mut h.extended, now.clone()) != now);
+            }
             () = &mut listed, if waiting => {
                 waiting = false;
                 let message = if network.ready {
@@ -203,6 +220,32 @@ fn node_config(s: &Settings) -> NodeConfig {
     c.reserved = s.reserved;
     c.runtime_version = format!("wasmtime://{WASMTIME_VERSION}");
     c
+}
+
+/// Device plugins and DRA drivers: their managers and the plugin watcher
+/// on `<root-dir>/plugins_registry`, all stopping with `cancel`.
+fn start_plugins(
+    settings: &Settings,
+    client: &kube::Client,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> Arc<crate::resources::NodeResources> {
+    let mut devices_config = wasmlet_devices::Config::new(&settings.root_dir);
+    devices_config.stop_grace = settings.devices.stop_grace;
+    let devices = wasmlet_devices::DeviceManager::new(devices_config);
+    let dra_config = wasmlet_dra::Config::new(&settings.node_name, &settings.root_dir);
+    let dra = wasmlet_dra::DraManager::new(Arc::new(wasmlet_dra::KubeApi(client.clone())), dra_config);
+    let handlers = wasmlet_plugins::Handlers::new()
+        .with(wasmlet_plugins::DEVICE_PLUGIN, devices.handler())
+        .with(wasmlet_plugins::DRA_PLUGIN, dra.handler());
+    crate::plugins::spawn(settings, &devices, &dra, handlers, tracker, cancel.clone());
+    Arc::new(crate::resources::NodeResources {
+        devices,
+        dra,
+        cdi: wasmlet_cdi::Registry::new(settings.devices.cdi_dirs.clone()),
+        tasks: tracker.clone(),
+        cancel,
+    })
 }
 
 /// Watches this node's `spec.podCIDR` (the controller manager sets it after

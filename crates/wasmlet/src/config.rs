@@ -142,6 +142,15 @@ pub(crate) struct Args {
     #[arg(long, env = "WASMLET_KUBE_RESERVED")]
     #[serde(deserialize_with = "eviction::equals_map")]
     pub(crate) kube_reserved: Option<String>,
+    /// How long the resources of a device plugin that went away keep their
+    /// capacity before it drops to 0 (default 5m, as upstream).
+    #[arg(long, env = "WASMLET_DEVICE_PLUGIN_STOP_GRACE_PERIOD")]
+    pub(crate) device_plugin_stop_grace_period: Option<String>,
+    /// CDI spec directories, comma-separated, lowest priority first
+    /// (default /etc/cdi,/var/run/cdi,<root-dir>/cdi).
+    #[arg(long, env = "WASMLET_CDI_SPEC_DIRS")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) cdi_spec_dirs: Option<String>,
 }
 
 /// The validated settings.
@@ -163,6 +172,7 @@ pub(crate) struct Settings {
     pub(crate) security: security::Security,
     pub(crate) eviction: wasmlet_eviction::Config,
     pub(crate) reserved: wasmlet_node::Reserved,
+    pub(crate) devices: devices::Devices,
 }
 
 /// An invalid setting.
@@ -219,7 +229,9 @@ impl Args {
             merge_default_eviction_settings,
             eviction_monitoring_period,
             system_reserved,
-            kube_reserved
+            kube_reserved,
+            device_plugin_stop_grace_period,
+            cdi_spec_dirs
         );
         Ok(self)
     }
@@ -293,6 +305,11 @@ impl Args {
             "host" => wasmlet_network::Mode::Host,
             other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
         };
+        let devices = devices::settings(
+            self.device_plugin_stop_grace_period.as_deref(),
+            self.cdi_spec_dirs.as_deref(),
+            &root_dir,
+        )?;
         let token_refresh_fraction = self.token_refresh_fraction.unwrap_or(0.8);
         if !(0.01..=1.0).contains(&token_refresh_fraction) {
             return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
@@ -314,6 +331,7 @@ impl Args {
             security,
             eviction,
             reserved,
+            devices,
         })
     }
 }
@@ -438,6 +456,7 @@ fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     Ok(list.map(|l| l.join(",")))
 }
 
+mod devices;
 mod eviction;
 mod security;
 

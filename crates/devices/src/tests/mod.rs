@@ -201,9 +201,8 @@ async fn the_plugins_preference_is_asked_for_and_honoured() {
 
     bed.manager.admit(&pod("p", &[("main", 2)])).await.unwrap();
     assert_eq!(held(&bed.manager, "p"), ["d1", "d3"]);
-    let calls = plugin.calls.lock().unwrap();
-    assert_eq!(calls.preferred, vec![(vec!["d0".into(), "d1".into(), "d2".into(), "d3".into()], vec![], 2)]);
-    drop(calls);
+    let preferred = plugin.calls.lock().unwrap().preferred.clone();
+    assert_eq!(preferred, vec![(vec!["d0".into(), "d1".into(), "d2".into(), "d3".into()], vec![], 2)]);
     bed.stop().await;
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::bench_http;
+use crate::{bench_http, bench_pods};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -28,11 +28,15 @@ enum BenchCommand {
     /// wasi:http serving: wasmlet against `wasmtime serve`, same component,
     /// same load, in one run.
     Http(bench_http::Args),
+    /// Pods at scale: start, churn, density, footprint and many nodes,
+    /// wasmlet against kwok, a hollow kubelet and the kubelet on containerd.
+    Pods(bench_pods::Args),
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Http(args) => bench_http::run(args).await,
+        BenchCommand::Pods(args) => bench_pods::run(args).await,
     }
 }
 

@@ -18,7 +18,7 @@ use wasmlet_testbed::process;
 
 use crate::bench::server_env;
 use crate::bench_http::{Server, wait_serving};
-use crate::steps::{exec, repo_root};
+use crate::steps::{cargo_target_dir, exec, repo_root};
 use crate::testbed::{Location, up};
 
 /// The benchmark node's name.
@@ -180,7 +180,7 @@ fn build_release() -> anyhow::Result<PathBuf> {
         Command::new(cargo).args(["build", "--quiet", "--release", "-p", "wasmlet"]).current_dir(repo_root()),
         "building wasmlet (release)",
     )?;
-    Ok(repo_root().join("target").join("release").join("wasmlet"))
+    Ok(cargo_target_dir().join("release").join("wasmlet"))
 }
 
 /// Starts the node in its own process group (with [`server_env`]),

@@ -5,10 +5,13 @@
 //! - `cargo xtask testbed up|down|node-kubeconfig NAME` manages the test bed.
 //! - `cargo xtask bench http` compares wasmlet's wasi:http serving with
 //!   `wasmtime serve` (see `docs/benchmarks.md`).
+//! - `cargo xtask bench pods` compares pod start, churn, density, footprint
+//!   and many nodes against kwok, a hollow kubelet and the kubelet on containerd.
 
 mod bench;
 mod bench_http;
 mod bench_pod;
+mod bench_pods;
 mod demo;
 mod steps;
 mod test;
@@ -34,7 +37,7 @@ enum Command {
     /// Build the wasm fixtures into target/fixtures.
     Fixtures,
     /// Benchmarks (commands, not tests); results go to stdout.
-    Bench(bench::Args),
+    Bench(Box<bench::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => rt.block_on(demo::run()),
         Command::Test(args) => rt.block_on(test::run(args)),
         Command::Fixtures => steps::build_fixtures().map(|_| ()),
-        Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::Bench(args) => rt.block_on(bench::run(*args)),
     }
 }

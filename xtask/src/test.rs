@@ -3,7 +3,9 @@
 //! Lints first (fmt, clippy with warnings denied), then the tests are built,
 //! a dedicated test bed comes up (its own directory and ports, so a demo test
 //! bed can keep running), every workspace test runs against it, and the test
-//! bed goes down again, also when something failed.
+//! bed goes down again, also when something failed. After the tests, a
+//! small `cargo xtask bench pods` runs on the same test bed (wasmlet and
+//! kwok only; the kubelet peers are never built here).
 
 use std::process::Command;
 use std::time::Instant;
@@ -58,6 +60,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let outcome = run_tests(&tb, &args.cargo_test_args);
     step("tests", t);
+    // The benchmark code runs small (a few dozen pods, wasmlet and kwok) so
+    // that it cannot rot; it checks correctness, never a timing.
+    let t = Instant::now();
+    let bench = if args.cargo_test_args.is_empty() { crate::bench_pods::smoke(&tb).await } else { Ok(()) };
+    step("bench smoke", t);
+    let outcome = outcome.and(bench.map_err(|e| anyhow::anyhow!("cargo xtask bench pods (small): {e:#}")));
     if outcome.is_err() {
         eprintln!("\n---- test bed component logs (tail) ----\n{}", tb.log_tails(30));
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH|devices --node NAME --root-dir DIR`.
+//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH|csi --node NAME --root-dir DIR|devices --node NAME --root-dir DIR`.
 
 use std::path::PathBuf;
 
@@ -56,6 +56,20 @@ enum Command {
         #[arg(long, default_value_t = 24)]
         hours: u64,
     },
+    /// Start CSI storage for the wasmlet node NAME whose `--root-dir` is
+    /// DIR: upstream's mock CSI driver twice (one needing no attach, one
+    /// requiring it), csi-provisioner and csi-attacher, their CSIDriver
+    /// objects and StorageClasses; print `export` lines
+    /// (WASMLET_STORAGE_CLASS, WASMLET_STORAGE_CLASS_WFFC,
+    /// WASMLET_STORAGE_CLASS_ATTACH). `testbed down` stops them.
+    Csi {
+        /// The wasmlet node's name.
+        #[arg(long)]
+        node: String,
+        /// The wasmlet node's `--root-dir`.
+        #[arg(long)]
+        root_dir: PathBuf,
+    },
     /// Start device plugins for the wasmlet node NAME whose `--root-dir` is
     /// DIR: the generic device plugin (4 devices of wasmlet.test/null) and
     /// upstream's DRA test driver, with its DeviceClass; print `export`
@@ -99,6 +113,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("bootstrap token {} (user {}) written to {}", token.id, token.user(), path.display());
             Ok(())
         }
+        Command::Csi { node, root_dir } => {
+            let tb = Testbed::open(&args.location.dir())?;
+            let bin = steps::csi_tools()?;
+            let root_dir = std::path::absolute(&root_dir).context("resolving --root-dir")?;
+            let bed = wasmlet_testbed::csi::CsiBed::new(tb.dir(), &bin, &node, &root_dir);
+            bed.start(&tb, &bin).await.context("starting CSI storage")?;
+            eprintln!("CSI storage for node {node}: drivers {} and {}", bed.plain.name, bed.attach.name);
+            print!("{}", bed.exports());
+            Ok(())
+        }
         Command::Devices { node, root_dir } => {
             let tb = Testbed::open(&args.location.dir())?;
             let bin = steps::devices_tools()?;
@@ -120,6 +144,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Builds what is missing and brings the test bed up, fixtures pushed.
 pub(crate) async fn up(location: &Location) -> anyhow::Result<Testbed> {
+    up_with(location, |_| {}).await
+}
+
+/// [`up`] with settings beyond the location (e.g. the node CIDR size).
+pub(crate) async fn up_with(location: &Location, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Testbed> {
     steps::apt_deps()?;
     let bin_dir = steps::control_plane()?;
     let fixtures = steps::build_fixtures()?;
@@ -127,6 +156,7 @@ pub(crate) async fn up(location: &Location) -> anyhow::Result<Testbed> {
     if let Some(base) = location.port_base {
         config.port_base = base;
     }
+    tweak(&mut config);
     let tb = Testbed::up(config).await.context("starting the test bed")?;
     let manifest = steps::repo_root().join("fixtures").join("fixtures.toml");
     let pushed = wasmlet_testbed::fixtures::push_all(&tb, &manifest, &fixtures).await.context("pushing fixtures")?;

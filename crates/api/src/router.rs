@@ -6,7 +6,7 @@
 //! | `GET /healthz`, `GET /healthz/ping` | `ok` |
 //! | `GET /pods` | the provider's pods as a `v1` `PodList` |
 //! | `GET /containerLogs/{namespace}/{pod}/{container}` | the log, chunked `text/plain` |
-//! | `GET`/`POST /stats/summary`, `GET /metrics/resource`, `GET /metrics` | see [`stats`](crate::stats); 404 without [`Config::telemetry`] |
+//! | `GET`/`POST /stats/summary`, `GET /metrics/resource`, `GET /metrics/cadvisor`, `GET /metrics` | see [`stats`](crate::stats); 404 without [`Config::telemetry`] |
 //! | `GET`/`POST /portForward/…`, `/exec/…`, `/attach/…` | SPDY/3.1 streaming (`wasmlet_streaming`); 404 without [`Provider::streaming`](crate::Provider::streaming) |
 //! | anything else | 404 |
 //!

@@ -1,10 +1,12 @@
-//! `/stats/summary`, `/metrics/resource` and `/metrics`: the node's stats
-//! and metrics, from the sources in a [`Telemetry`].
+//! `/stats/summary`, `/metrics/resource`, `/metrics/cadvisor` and
+//! `/metrics`: the node's stats and metrics, from the sources in a
+//! [`Telemetry`].
 //!
 //! | route | answer |
 //! |---|---|
 //! | `GET`/`POST /stats/summary` | the `stats/v1alpha1` `Summary` as JSON; `?only_cpu_and_memory=true` leaves out the filesystems |
 //! | `GET /metrics/resource` | the resource metrics metrics-server scrapes (Prometheus text 0.0.4, timestamped samples) |
+//! | `GET /metrics/cadvisor` | the containers' memory series under cAdvisor's names (Prometheus text 0.0.4; see `wasmlet_metrics::cadvisor`) |
 //! | `GET /metrics` | the agent's own metrics (OpenMetrics text) |
 //!
 //! A route whose source was not given is not served: it answers 404 like
@@ -44,9 +46,9 @@ impl Telemetry {
         Self::default()
     }
 
-    /// Serves `/stats/summary` and `/metrics/resource` from `source`,
-    /// built by `stats` (which remembers readings between scrapes for the
-    /// CPU rates).
+    /// Serves `/stats/summary`, `/metrics/resource` and `/metrics/cadvisor`
+    /// from `source`, built by `stats` (which remembers readings between
+    /// scrapes for the CPU rates).
     #[must_use]
     pub fn stats(mut self, source: Arc<dyn StatsSource>, stats: Stats) -> Self {
         self.stats = Some((source, Arc::new(stats)));
@@ -86,6 +88,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(telemetry: Telemetry) -> 
             Router::new()
                 .route("/stats/summary", get(summary).post(summary))
                 .route("/metrics/resource", get(resource))
+                .route("/metrics/cadvisor", get(cadvisor))
                 .with_state(state),
         );
     }
@@ -105,6 +108,13 @@ async fn summary(State(state): State<StatsState>, Query(pairs): Query<Vec<(Strin
 
 async fn resource(State(state): State<StatsState>) -> Response {
     match blocking(move || state.stats.resource_metrics(state.source.as_ref())).await {
+        Ok(text) => ([(header::CONTENT_TYPE, wasmlet_metrics::text::CONTENT_TYPE)], text).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn cadvisor(State(state): State<StatsState>) -> Response {
+    match blocking(move || state.stats.cadvisor_metrics(state.source.as_ref())).await {
         Ok(text) => ([(header::CONTENT_TYPE, wasmlet_metrics::text::CONTENT_TYPE)], text).into_response(),
         Err(error) => error.into_response(),
     }

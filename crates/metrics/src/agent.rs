@@ -15,6 +15,8 @@
 //! | `wasmlet_compiles_total`, `wasmlet_compile_cache_hits_total`, `wasmlet_compile_failures_total` | counter | [`Metrics::set_compile_source`] (or [`Metrics::compile_stats`]) |
 //! | `wasmlet_api_errors_total{operation}` | counter | [`Metrics::api_error`] |
 //! | `kubelet_evictions{eviction_signal}` (samples `kubelet_evictions_total`) | counter | [`Metrics::eviction`] (upstream's name) |
+//! | `wasmlet_server_expiration_renew_errors_total` | counter | [`Metrics::server_certificate_renew_error`] (upstream's `kubelet_server_expiration_renew_errors`) |
+//! | `wasmlet_kubelet_api_start_errors_total{step}` | counter | [`Metrics::kubelet_api_start_error`] (`bind`, `serve`) |
 //!
 //! Label values come from closed sets (a [`PodPhase`], a `&'static str`
 //! operation name), so the number of series is bounded by the code.
@@ -83,6 +85,11 @@ struct EvictionLabels {
     eviction_signal: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StepLabels {
+    step: &'static str,
+}
+
 /// The agent's metrics registry and recording handles.
 pub struct Metrics {
     registry: Registry,
@@ -96,6 +103,8 @@ pub struct Metrics {
     compile_failures: Counter,
     api_errors: Family<OperationLabels, Counter>,
     evictions: Family<EvictionLabels, Counter>,
+    server_renew_errors: Counter,
+    kubelet_api_start_errors: Family<StepLabels, Counter>,
     compile_source: OnceLock<CompileSource>,
 }
 
@@ -145,6 +154,18 @@ impl Metrics {
         registry.register("compile_failures", "Wasm compilations (or loads) that failed", compile_failures.clone());
         let api_errors = Family::<OperationLabels, Counter>::default();
         registry.register("api_errors", "Failed Kubernetes API calls by operation", api_errors.clone());
+        let server_renew_errors = Counter::default();
+        registry.register(
+            "server_expiration_renew_errors",
+            "Serving certificate requests that ended without a certificate (denied, failed, timed out)",
+            server_renew_errors.clone(),
+        );
+        let kubelet_api_start_errors = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "kubelet_api_start_errors",
+            "Failures to bind or serve the kubelet API (retried) by step",
+            kubelet_api_start_errors.clone(),
+        );
         Self {
             registry: root,
             pods,
@@ -157,6 +178,8 @@ impl Metrics {
             compile_failures,
             api_errors,
             evictions,
+            server_renew_errors,
+            kubelet_api_start_errors,
             compile_source: OnceLock::new(),
         }
     }
@@ -229,6 +252,18 @@ impl Metrics {
     /// `nodefs.available`, ...).
     pub fn eviction(&self, signal: &'static str) {
         self.evictions.get_or_create(&EvictionLabels { eviction_signal: signal }).inc();
+    }
+
+    /// A request for the kubelet API's serving certificate ended without
+    /// one (it is requested again).
+    pub fn server_certificate_renew_error(&self) {
+        self.server_renew_errors.inc();
+    }
+
+    /// The kubelet API failed to start or stopped at `step` (`"bind"`,
+    /// `"serve"`); it is retried.
+    pub fn kubelet_api_start_error(&self, step: &'static str) {
+        self.kubelet_api_start_errors.get_or_create(&StepLabels { step }).inc();
     }
 
     /// The OpenMetrics text of every series ([`CONTENT_TYPE`]).

@@ -10,15 +10,19 @@
 //!   ([`Summary`], the kubelet's `stats/v1alpha1` shape) and the
 //!   `/metrics/resource` text that metrics-server scrapes; it remembers the
 //!   readings the CPU rates need ([`rate`]).
+//! - [`Stats::cadvisor_metrics`] is the `/metrics/cadvisor` text: the
+//!   containers' memory series under cAdvisor's names ([`cadvisor`]).
 //! - [`Metrics`] is the agent's own Prometheus registry (`/metrics`), with
 //!   cheap recording methods for the pod layer.
 //!
 //! Module map: [`sample`] (the source trait and samples), [`summary`] (the
-//! JSON types), [`resource`] (the resource metrics), [`text`] (the
+//! JSON types), [`resource`] (the resource metrics), [`cadvisor`] (the
+//! cAdvisor memory metrics), [`text`] (the
 //! Prometheus text format), [`agent`] (the agent's metrics), [`host`]
 //! (`/proc` and `statvfs`).
 
 pub mod agent;
+pub mod cadvisor;
 pub mod host;
 pub mod rate;
 pub mod resource;

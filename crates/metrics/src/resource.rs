@@ -102,7 +102,7 @@ fn seconds(nanos: u64) -> f64 {
 }
 
 /// Milliseconds since the Unix epoch (`None` before it).
-fn ms(time: SystemTime) -> Option<i64> {
+pub(crate) fn ms(time: SystemTime) -> Option<i64> {
     let since = time.duration_since(UNIX_EPOCH).ok()?;
     i64::try_from(since.as_millis()).ok()
 }

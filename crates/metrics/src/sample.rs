@@ -148,8 +148,16 @@ pub struct ContainerSample {
     /// Cumulative CPU time in nanoseconds (never decreasing while the
     /// container exists; a decrease is taken as a new counter).
     pub cpu_nanos: u64,
-    /// Current memory (linear memories and tables of the guest).
+    /// Current memory (linear memories and tables of the guest; of a
+    /// `wasi:http` server, of all its instances together).
     pub memory_bytes: u64,
+    /// The highest `memory_bytes` of the current (or last) run, like cgroup
+    /// v2 `memory.peak`.
+    pub memory_peak_bytes: u64,
+    /// Instances stopped for passing a memory limit (the container's or the
+    /// node's), like cgroup v2 `memory.events` `oom_kill`: a command's run
+    /// ends with it, a server's request fails with it.
+    pub oom_kills: u64,
     /// The container's memory limit, if any: reported as `availableBytes`.
     pub memory_limit_bytes: Option<u64>,
     /// Whether its guest is running now (a running guest adds the agent's

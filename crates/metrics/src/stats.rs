@@ -1,5 +1,6 @@
-//! [`Stats`]: builds `/stats/summary` and `/metrics/resource` from a
-//! [`StatsSource`], remembering what the CPU rates need between scrapes.
+//! [`Stats`]: builds `/stats/summary`, `/metrics/resource` and
+//! `/metrics/cadvisor` from a [`StatsSource`], remembering what the CPU
+//! rates need between scrapes.
 //!
 //! # Pod totals and the agent's overhead
 //!
@@ -134,6 +135,11 @@ impl Stats {
     /// The `/metrics/resource` payload (see [`resource`](crate::resource)).
     pub fn resource_metrics(&self, source: &dyn StatsSource) -> String {
         crate::resource::render(&self.config, &source.node(), &source.pods())
+    }
+
+    /// The `/metrics/cadvisor` payload (see [`cadvisor`](crate::cadvisor)).
+    pub fn cadvisor_metrics(&self, source: &dyn StatsSource) -> String {
+        crate::cadvisor::render(&source.pods())
     }
 
     fn pod_stats(&self, pod: &PodSample, rates: &mut Rates) -> PodStats {

@@ -1,7 +1,12 @@
-//! Building the [`oci_client::Client`] wasmlet uses.
+//! Building the registry [`Client`] wasmlet uses: an [`oci_client::Client`]
+//! (authentication, blobs, pushes; reached through `Deref`) and, for the
+//! one request `oci-client` reads whole without a bound (manifests), a
+//! plain HTTP client with the same roots, timeouts and protocols, so that
+//! [`crate::Store::pull`] can stop reading at
+//! [`crate::PullLimits::max_manifest_bytes`].
 //!
-//! The client speaks https with the system roots plus any extra PEM roots,
-//! and plain http only to the registries named in
+//! Both speak https with the system roots plus any extra PEM roots, and
+//! plain http only to the registries named in
 //! [`ClientOptions::insecure_registries`].
 //!
 //! # Caveats
@@ -11,9 +16,9 @@
 //! (`Client::store_auth_if_needed`). Clones share that memory. Build one
 //! client per set of credentials.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::Client;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 
@@ -37,6 +42,39 @@ pub enum Error {
     /// TLS stack rejects).
     #[error("cannot build the registry client")]
     Build(#[source] OciDistributionError),
+    /// The manifest HTTP client could not be built.
+    #[error("cannot build the registry client")]
+    Http(#[source] reqwest::Error),
+}
+
+/// A registry client; see the module docs. Cheap to clone; clones share
+/// the token cache.
+#[derive(Clone)]
+pub struct Client {
+    oci: oci_client::Client,
+    pub(crate) http: reqwest::Client,
+    insecure: Arc<Vec<String>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("insecure_registries", &self.insecure).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Client {
+    type Target = oci_client::Client;
+
+    fn deref(&self) -> &oci_client::Client {
+        &self.oci
+    }
+}
+
+impl Client {
+    /// `http` or `https` for `registry` (`host:port` as in references).
+    pub(crate) fn scheme(&self, registry: &str) -> &'static str {
+        if self.insecure.iter().any(|r| r == registry) { "http" } else { "https" }
+    }
 }
 
 /// How to reach registries.
@@ -77,13 +115,20 @@ impl Default for ClientOptions {
 /// client; this function does not.)
 pub fn client(options: ClientOptions) -> Result<Client, Error> {
     let mut extra_root_certificates = Vec::new();
+    let mut http = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout);
     for (index, pem) in options.extra_root_pem.into_iter().enumerate() {
         let text = String::from_utf8_lossy(&pem);
         if !text.contains("-----BEGIN CERTIFICATE-----") {
             return Err(Error::InvalidCertificate { index });
         }
+        let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| Error::InvalidCertificate { index })?;
+        http = http.tls_certs_merge(roots);
         extra_root_certificates.push(Certificate { encoding: CertificateEncoding::Pem, data: pem });
     }
+    let insecure = Arc::new(options.insecure_registries.clone());
     let protocol = if options.insecure_registries.is_empty() {
         ClientProtocol::Https
     } else {
@@ -98,7 +143,8 @@ pub fn client(options: ClientOptions) -> Result<Client, Error> {
         user_agent: USER_AGENT,
         ..ClientConfig::default()
     };
-    Client::try_from(config).map_err(Error::Build)
+    let oci = oci_client::Client::try_from(config).map_err(Error::Build)?;
+    Ok(Client { oci, http: http.build().map_err(Error::Http)?, insecure })
 }
 
 #[cfg(test)]
@@ -123,6 +169,6 @@ mod tests {
         let broken = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let err =
             client(ClientOptions { extra_root_pem: vec![broken.to_vec()], ..ClientOptions::default() }).err().unwrap();
-        assert!(matches!(err, Error::Build(_)), "{err:?}");
+        assert!(matches!(err, Error::Build(_) | Error::InvalidCertificate { .. }), "{err:?}");
     }
 }

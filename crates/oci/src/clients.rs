@@ -10,11 +10,10 @@
 
 use std::sync::Mutex;
 
-use oci_client::Client;
 use oci_client::secrets::RegistryAuth;
 use sha2::{Digest as _, Sha256};
 
-use crate::client::{ClientOptions, Error, client};
+use crate::client::{Client, ClientOptions, Error, client};
 
 /// How many credential sets keep a client; the least recently used goes first.
 pub const MAX_CLIENTS: usize = 64;

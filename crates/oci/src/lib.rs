@@ -10,18 +10,21 @@
 //! - [`push::push_wasm`] publishes a `.wasm` file in one of three
 //!   [`Layout`]s (the CNCF wasm artifact, the older wasm-to-oci layout, or a
 //!   plain OCI image holding `/app.wasm`). The `wasmlet-push` binary wraps it.
-//! - [`client()`] builds an [`oci_client::Client`] for plain-http registries
+//! - [`client()`] builds a registry [`Client`] for plain-http registries
 //!   and private certificate authorities.
+//! - [`PullLimits`] bound what a pull reads and writes (manifest, config,
+//!   layer sizes, free disk), as containerd does.
 //! - [`media_type`] lists every media type this crate writes or accepts.
 //!
-//! Registry access goes through `oci-client`; its [`Reference`],
-//! [`RegistryAuth`] and [`Client`] types are re-exported so callers need not
-//! depend on it directly.
+//! Registry access goes through `oci-client`; its [`Reference`] and
+//! [`RegistryAuth`] types are re-exported so callers need not depend on it
+//! directly.
 
 pub mod client;
 pub mod clients;
 pub mod digest;
 pub mod layer;
+pub mod limits;
 pub mod media_type;
 pub mod pull;
 pub mod push;
@@ -30,11 +33,12 @@ mod select;
 pub mod store;
 pub mod wasm;
 
-pub use client::{ClientOptions, client};
+pub use client::{Client, ClientOptions, client};
 pub use clients::Clients;
 pub use digest::Digest;
+pub use limits::PullLimits;
+pub use oci_client::Reference;
 pub use oci_client::secrets::RegistryAuth;
-pub use oci_client::{Client, Reference};
 pub use push::{Artifact, Layout, Pushed, push_wasm};
 pub use store::{GcReport, Image, Store};
 pub use wasm::WasmKind;

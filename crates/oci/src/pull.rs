@@ -6,21 +6,24 @@
 //! only then moves the wasm into the store and records the reference.
 
 mod error;
+mod manifest;
 
 use std::fs::File;
 use std::io::BufWriter;
 
+use oci_client::Reference;
 use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 use tracing::{Instrument, debug, info, info_span};
 
 pub use error::{Error, Result};
 
+use crate::client::Client;
 use crate::digest::Digest;
 use crate::layer::{self, Found, Wanted};
+use crate::limits::{Capped, available_bytes};
 use crate::select::{self, Plan, PlanError, TarLayer};
 use crate::store::{self, Image, Inspected, Store};
 
@@ -62,7 +65,7 @@ impl Store {
 
     async fn pull_inner(&self, client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<Image> {
         let name = reference.whole();
-        let (manifest, manifest_digest) = resolve(client, reference, auth).await?;
+        let (manifest, manifest_digest) = resolve(client, reference, auth, self.limits.max_manifest_bytes).await?;
         let manifest_digest: Digest = manifest_digest
             .parse()
             .map_err(|_| Error::UnsupportedDigest { reference: name.clone(), digest: manifest_digest })?;
@@ -77,11 +80,19 @@ impl Store {
             Plan::Wasm(layer) => self.fetch_wasm_layer(client, reference, &layer).await?,
             Plan::Tar(layers) => {
                 let wanted = if select::needs_config(&manifest) {
-                    let mut config = Vec::new();
-                    client
-                        .pull_blob(reference, &manifest.config, &mut config)
-                        .await
-                        .map_err(|e| Error::blob(&name, e))?;
+                    let limit = self.limits.max_config_bytes;
+                    let too_large = |size| Error::TooLarge { reference: name.clone(), what: "config", size, limit };
+                    let declared = u64::try_from(manifest.config.size).unwrap_or(0);
+                    if declared > limit {
+                        return Err(too_large(declared));
+                    }
+                    let mut config = Capped::new(Vec::new(), limit);
+                    let pulled = client.pull_blob(reference, &manifest.config, &mut config).await;
+                    if config.exceeded() {
+                        return Err(too_large(limit + 1));
+                    }
+                    pulled.map_err(|e| Error::blob(&name, e))?;
+                    let config = config.into_inner();
                     select::wanted(&config).map_err(|source| Error::Config { reference: name.clone(), source })?
                 } else {
                     Wanted::AnyWasm
@@ -151,18 +162,27 @@ impl Store {
             let descriptor = &layer.descriptor;
             let archive = self.download(client, reference, descriptor).await?;
             let out = self.inner.temp_file().map_err(|e| Error::store(&name, e))?;
-            let (gzip, want) = (layer.gzip, wanted.clone());
-            let (layer_digest, found, out) = spawn_store(&name, move || {
+            let (gzip, want, max_file) = (layer.gzip, wanted.clone(), self.limits.max_layer_bytes);
+            let (layer_digest, found, out, exceeded) = spawn_store(&name, move || {
                 let io = |op| store::Error::io(op, archive.path());
                 let layer_digest = Inspected::file(archive.path()).map_err(io("reading"))?.digest;
                 let file = File::open(archive.path()).map_err(io("opening"))?;
-                let mut writer = BufWriter::new(out.as_file());
+                let mut writer = Capped::new(BufWriter::new(out.as_file()), max_file);
                 let found = layer::extract(file, gzip, &want, &mut writer);
+                let exceeded = writer.exceeded();
                 drop(writer);
-                Ok((layer_digest, found, out))
+                Ok((layer_digest, found, out, exceeded))
             })
             .await?;
             check_digest(&name, &descriptor.digest, &layer_digest)?;
+            if exceeded {
+                return Err(Error::TooLarge {
+                    reference: name,
+                    what: "wasm file",
+                    size: max_file + 1,
+                    limit: max_file,
+                });
+            }
             let found = found.map_err(|source| Error::Layer {
                 reference: name.clone(),
                 digest: descriptor.digest.clone(),
@@ -197,11 +217,40 @@ impl Store {
         descriptor: &OciDescriptor,
     ) -> Result<NamedTempFile> {
         let name = reference.whole();
+        let limits = self.limits;
+        let declared = u64::try_from(descriptor.size).unwrap_or(0);
+        let too_large =
+            |size| Error::TooLarge { reference: name.clone(), what: "layer", size, limit: limits.max_layer_bytes };
+        if declared > limits.max_layer_bytes {
+            return Err(too_large(declared));
+        }
+        let root = self.root().to_owned();
+        let available =
+            spawn_store(&name, move || available_bytes(&root).map_err(store::Error::io("measuring", &root))).await?;
+        if available < declared.saturating_add(limits.min_free_disk_bytes) {
+            return Err(Error::NoSpace {
+                reference: name.clone(),
+                digest: descriptor.digest.clone(),
+                size: declared,
+                available,
+                reserve: limits.min_free_disk_bytes,
+            });
+        }
         let tmp = self.inner.temp_file().map_err(|e| Error::store(&name, e))?;
         let file = tmp.reopen().map_err(|e| Error::store(&name, store::Error::io("opening", tmp.path())(e)))?;
-        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        // Never more than the layer says it holds (nor than the limit).
+        let cap = if declared > 0 { declared } else { limits.max_layer_bytes };
+        let mut out = Capped::new(tokio::io::BufWriter::new(tokio::fs::File::from_std(file)), cap);
         debug!(digest = %descriptor.digest, size = descriptor.size, "downloading blob");
-        client.pull_blob(reference, descriptor, &mut out).await.map_err(|e| Error::blob(&name, e))?;
+        let pulled = client.pull_blob(reference, descriptor, &mut out).await;
+        if out.exceeded() {
+            return Err(if declared > 0 {
+                Error::LayerSize { reference: name, digest: descriptor.digest.clone(), declared }
+            } else {
+                too_large(cap + 1)
+            });
+        }
+        pulled.map_err(|e| Error::blob(&name, e))?;
         out.shutdown().await.map_err(|e| Error::store(&name, store::Error::io("writing", tmp.path())(e)))?;
         Ok(tmp)
     }
@@ -210,9 +259,14 @@ impl Store {
 /// Fetches the image manifest for `reference`, following an image index to
 /// its wasm entry. Returns the manifest and the digest `reference`
 /// resolved to.
-async fn resolve(client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<(OciImageManifest, String)> {
+async fn resolve(
+    client: &Client,
+    reference: &Reference,
+    auth: &RegistryAuth,
+    limit: u64,
+) -> Result<(OciImageManifest, String)> {
     let name = reference.whole();
-    let (manifest, digest) = client.pull_manifest(reference, auth).await.map_err(|e| Error::manifest(&name, e))?;
+    let (manifest, digest) = manifest::fetch(client, reference, auth, limit).await?;
     let index = match manifest {
         OciManifest::Image(manifest) => return Ok((manifest, digest)),
         OciManifest::ImageIndex(index) => index,
@@ -220,12 +274,11 @@ async fn resolve(client: &Client, reference: &Reference, auth: &RegistryAuth) ->
     let entry = select::index_entry(&index).ok_or_else(|| Error::NoWasmPlatform { reference: name.clone() })?;
     debug!(index = %digest, entry = %entry.digest, "selected wasm entry of image index");
     let entry_ref = reference.clone_with_digest(entry.digest.clone());
-    match client.pull_manifest(&entry_ref, auth).await {
-        Ok((OciManifest::Image(manifest), _)) => Ok((manifest, digest)),
-        Ok((OciManifest::ImageIndex(_), _)) => {
+    match manifest::fetch(client, &entry_ref, auth, limit).await? {
+        (OciManifest::Image(manifest), _) => Ok((manifest, digest)),
+        (OciManifest::ImageIndex(_), _) => {
             Err(Error::UnsupportedMediaType { reference: name, media_type: "nested image index".to_owned() })
         }
-        Err(e) => Err(Error::manifest(&name, e)),
     }
 }
 

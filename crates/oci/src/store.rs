@@ -115,6 +115,8 @@ pub struct Image {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
+    /// What [`Store::pull`] accepts.
+    pub(crate) limits: crate::PullLimits,
 }
 
 #[derive(Debug)]
@@ -148,7 +150,19 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         }
         debug!(root = %inner.root.display(), "opened OCI store");
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self { inner: Arc::new(inner), limits: crate::PullLimits::default() })
+    }
+
+    /// The same store, pulling with `limits` instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: crate::PullLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits [`Store::pull`] applies.
+    pub fn limits(&self) -> crate::PullLimits {
+        self.limits
     }
 
     /// The root directory.

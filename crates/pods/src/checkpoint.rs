@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::record::PodRecord;
 
+mod writer;
+pub(crate) use writer::{MAX_CONCURRENT_WRITES, Writer};
+
 const FILE: &str = "checkpoint.json";
 
 /// What is persisted for a pod.
@@ -23,6 +26,15 @@ pub struct Checkpoint {
     pub clean_shutdown: bool,
 }
 
+/// [`load`] on the blocking pool, so that a slow disk does not stall the
+/// async workers that drive guests.
+pub(crate) async fn load_off_worker(dir: PathBuf, uid: String) -> Option<Checkpoint> {
+    tokio::task::spawn_blocking(move || load(&dir, &uid)).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "reading the checkpoint failed");
+        None
+    })
+}
+
 /// Reads the checkpoint in `dir`, if there is a valid one for `uid`.
 pub fn load(dir: &Path, uid: &str) -> Option<Checkpoint> {
     let text = std::fs::read(dir.join(FILE)).ok()?;
@@ -36,13 +48,24 @@ pub fn load(dir: &Path, uid: &str) -> Option<Checkpoint> {
     }
 }
 
-/// Writes the checkpoint atomically (temporary file, then rename).
+/// Writes the checkpoint durably: a temporary file, synced, renamed over
+/// the old one, then the directory synced, so that after a crash (even
+/// `kill -9` or a power cut) the file is either the old checkpoint or the
+/// new one, never a torn or empty one.
+///
+/// This blocks on the disk: call it off the async workers (the pod worker
+/// uses a [`Writer`]).
 pub fn save(dir: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
+    use std::io::Write as _;
     std::fs::create_dir_all(dir)?;
     let tmp: PathBuf = dir.join(format!(".{FILE}.tmp"));
     let json = serde_json::to_vec(checkpoint).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, dir.join(FILE))
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&json)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(FILE))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -60,7 +83,9 @@ mod tests {
             clean_shutdown: false,
         };
         save(&dir, &c).unwrap();
-        assert_eq!(load(&dir, "u1"), Some(c));
+        assert_eq!(load(&dir, "u1"), Some(c.clone()));
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [FILE], "no temporary file is left behind");
         assert_eq!(load(&dir, "other"), None);
         std::fs::write(dir.join(FILE), b"{broken").unwrap();
         assert_eq!(load(&dir, "u1"), None);

@@ -27,8 +27,14 @@ pub(crate) mod reason {
     pub(crate) const FAILED: &str = "Failed";
     /// A probe failed.
     pub(crate) const UNHEALTHY: &str = "Unhealthy";
+    /// A probe succeeded with a warning (a redirect to another host).
+    pub(crate) const PROBE_WARNING: &str = "ProbeWarning";
     /// The pod's network (address) is not ready.
     pub(crate) const NETWORK_NOT_READY: &str = "NetworkNotReady";
+    /// Requests of a `wasi:http` server were stopped at the memory limit
+    /// (node-problem-detector's reason for the kernel's OOM kills; see
+    /// [`oom_events`](crate::oom_events)).
+    pub(crate) const OOM_KILLING: &str = "OOMKilling";
     /// activeDeadlineSeconds ran out.
     pub(crate) const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 }

@@ -135,6 +135,13 @@ pub(crate) async fn prepare(
     let cpu = limit("cpu", quantity::milli)?;
     let probes = crate::probe::specs(&w.spec)?;
     let sockets = crate::sockets::policy(&w.pod, &w.spec)?;
+    // Entries the node refuses are ignored, not an error: said in an event.
+    let not_allowed = crate::sockets::not_allowed(&sockets, w.shared.runtime.node_network());
+    if !not_allowed.is_empty() {
+        let note = crate::sockets::not_allowed_note(&not_allowed);
+        tracing::info!(%note, "the pod asks for destinations this node refuses");
+        w.shared.events.warning(&w.pod, Some(w.name()), crate::sockets::OUTBOUND_NOT_ALLOWED, note).await;
+    }
     Ok(Prepared {
         compiled,
         probes,

@@ -19,11 +19,14 @@ pub mod backoff;
 pub mod checkpoint;
 mod events;
 mod evict;
+#[cfg(debug_assertions)]
+mod fault;
 mod gc;
 mod guest;
 mod images;
 mod live;
 mod manager;
+mod oom_events;
 mod probe;
 mod probe_grpc;
 mod prober;
@@ -117,6 +120,7 @@ impl Pods {
             admitted: Mutex::new(HashMap::new()),
             pressure: std::sync::OnceLock::new(),
             resources: std::sync::OnceLock::new(),
+            checkpoint_writes: Arc::new(tokio::sync::Semaphore::new(checkpoint::MAX_CONCURRENT_WRITES)),
         });
         Self { shared, handles: Arc::default() }
     }

@@ -19,7 +19,7 @@ use crate::attempts::Attempts;
 use crate::evict::Eviction;
 use crate::live::Live;
 use crate::record::PodRecord;
-use crate::state::{drive, pod::Admitting};
+use crate::state::{drive, pod};
 use crate::worker::{PodUpdate, PodWorker, Shared};
 
 /// How many finished pod UIDs are remembered, so a late watch event does not
@@ -143,6 +143,7 @@ impl Manager {
         );
         drop(handles);
 
+        let checkpoints = crate::checkpoint::Writer::new(dir.clone(), self.shared.checkpoint_writes.clone());
         let mut worker = PodWorker {
             shared: self.shared.clone(),
             uid: uid.clone(),
@@ -163,6 +164,7 @@ impl Manager {
             volumes: None,
             sources: None,
             background: JoinSet::new(),
+            checkpoints,
         };
         let span = tracing::info_span!(
             "pod",
@@ -173,7 +175,7 @@ impl Manager {
         let finished = self.finished.clone();
         self.tracker.spawn(
             async move {
-                drive(&mut worker, Box::new(Admitting), |s| tracing::info!(state = s, "pod state")).await;
+                drive(&mut worker, pod::start(), |s| tracing::info!(state = s, "pod state")).await;
                 handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&uid);
                 let mut finished = finished.lock().unwrap_or_else(|p| p.into_inner());
                 if finished.len() >= FINISHED_MEMORY {
@@ -202,14 +204,32 @@ impl Manager {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !listed.contains(&name) {
                 tracing::info!(pod.uid = %name, "removing state of a pod that is gone");
-                if let Err(e) = wasmlet_volumes::Volumes::cleanup(&entry.path()) {
-                    tracing::warn!(error = %e, "removing the volumes of a pod that is gone failed; keeping its directory");
-                    continue;
-                }
-                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                    tracing::warn!(error = %e, "removing orphaned pod directory failed");
-                }
+                let volumes = self.shared.volumes.clone();
+                let cancel = self.cancel.clone();
+                self.tracker.spawn(remove_orphan(volumes, name, entry.path(), cancel));
             }
         }
+    }
+}
+
+/// Removes one orphaned pod directory: its external (CSI) volumes are
+/// released first, retried with back-off until that works or the agent stops.
+async fn remove_orphan(volumes: wasmlet_volumes::Volumes, uid: String, dir: PathBuf, cancel: CancellationToken) {
+    let backoff =
+        wasmlet_retry::Backoff { min: std::time::Duration::from_secs(1), max: std::time::Duration::from_secs(60) };
+    let mut delays = backoff.delays();
+    while let Err(e) = volumes.release(&uid).await {
+        let delay = delays.next().unwrap_or(backoff.max);
+        tracing::warn!(pod.uid = %uid, error = %e, retry_in = ?delay, "releasing the volumes of a pod that is gone failed");
+        if !wasmlet_retry::sleep(delay, &cancel).await {
+            return;
+        }
+    }
+    if let Err(e) = wasmlet_volumes::Volumes::cleanup(&dir) {
+        tracing::warn!(pod.uid = %uid, error = %e, "removing the volumes of a pod that is gone failed; keeping its directory");
+        return;
+    }
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!(pod.uid = %uid, error = %e, "removing orphaned pod directory failed");
     }
 }

@@ -131,9 +131,14 @@ fn port(p: &IntOrString, container: &Container) -> Result<u16, Invalid> {
     }
 }
 
-/// Runs the probe once against `pod_ip`: `Ok(())` on success, else the
-/// failure as upstream words it (`HTTP probe failed with statuscode: 503`).
-pub(crate) async fn run(handler: &Handler, pod_ip: IpAddr, timeout: Duration) -> Result<(), String> {
+/// How a probe attempt went: `Ok(None)` succeeded, `Ok(Some(warning))`
+/// succeeded with a warning (a `ProbeWarning` event, as upstream), `Err`
+/// failed with the message upstream would give.
+pub(crate) type Outcome = Result<Option<String>, String>;
+
+/// Runs the probe once against `pod_ip` (e.g. `Err("HTTP probe failed with
+/// statuscode: 503")`).
+pub(crate) async fn run(handler: &Handler, pod_ip: IpAddr, timeout: Duration) -> Outcome {
     let attempt = async {
         match handler {
             Handler::Http { https, host, port, path, headers } => {
@@ -143,15 +148,55 @@ pub(crate) async fn run(handler: &Handler, pod_ip: IpAddr, timeout: Duration) ->
                 let host = host.clone().unwrap_or_else(|| pod_ip.to_string());
                 tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
-                    .map(drop)
+                    .map(|_| None)
                     .map_err(|e| format!("dial tcp {host}:{port}: {e}"))
             }
-            Handler::Grpc { port, service } => crate::probe_grpc::check(pod_ip, *port, service).await,
+            Handler::Grpc { port, service } => crate::probe_grpc::check(pod_ip, *port, service).await.map(|()| None),
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
         Err(_) => Err(format!("probe timed out after {}s", timeout.as_secs())),
+    }
+}
+
+/// Redirects an HTTP probe follows at most (upstream's, from Go's client).
+pub(crate) const MAX_REDIRECTS: usize = 10;
+/// How much of a response body a probe keeps for its message (upstream's
+/// `maxRespBodyLength`).
+pub(crate) const MAX_BODY_BYTES: usize = 10 * 1024;
+
+/// The client every HTTP probe of the agent uses, configured as upstream's
+/// prober (`pkg/probe/http`): certificates are not verified, no proxy, no
+/// keep-alive, and redirects are followed only to the same host name (any
+/// port); a redirect elsewhere ends the probe with that redirect response,
+/// which counts as a success with a warning.
+fn client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .redirect(reqwest::redirect::Policy::custom(same_host_redirects))
+                .user_agent(concat!("kube-probe/1.36 wasmlet/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("cannot build the HTTP probe client: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Upstream's `RedirectChecker(followNonLocalRedirects=false)`.
+fn same_host_redirects(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let first = attempt.previous().first().and_then(|u| u.host_str().map(str::to_owned));
+    if attempt.url().host_str().map(str::to_owned) != first {
+        attempt.stop()
+    } else if attempt.previous().len() >= MAX_REDIRECTS {
+        attempt.error(format!("stopped after {MAX_REDIRECTS} redirects"))
+    } else {
+        attempt.follow()
     }
 }
 
@@ -162,23 +207,31 @@ async fn http(
     port: u16,
     path: &str,
     headers: &[(String, String)],
-) -> Result<(), String> {
+) -> Outcome {
     let host = host.clone().unwrap_or_else(|| pod_ip.to_string());
     let url = format!("{}://{host}:{port}{path}", if https { "https" } else { "http" });
-    // As upstream: HTTPS probes do not verify the certificate, redirects to the
-    // same host are followed.
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .user_agent(concat!("kube-probe/1.36 wasmlet/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut request = client.get(&url);
+    let mut request = client()?.get(&url);
     for (k, v) in headers {
         request = request.header(k, v);
     }
-    let response = request.send().await.map_err(|e| format!("Get {url:?}: {}", crate::images::error_chain(&e)))?;
+    let mut response = request.send().await.map_err(|e| format!("Get {url:?}: {}", crate::images::error_chain(&e)))?;
     let code = response.status().as_u16();
-    if (200..400).contains(&code) { Ok(()) } else { Err(format!("HTTP probe failed with statuscode: {code}")) }
+    if !(200..400).contains(&code) {
+        return Err(format!("HTTP probe failed with statuscode: {code}"));
+    }
+    if code < 300 {
+        return Ok(None);
+    }
+    // A redirect to another host, not followed.
+    let mut body = Vec::new();
+    while body.len() < MAX_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_BODY_BYTES);
+    Ok(Some(format!("Probe terminated redirects, Response body: {}", String::from_utf8_lossy(&body))))
 }
 
 #[cfg(test)]
@@ -221,7 +274,7 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        assert_eq!(run(&Handler::Tcp { host: None, port }, ip, Duration::from_secs(1)).await, Ok(()));
+        assert_eq!(run(&Handler::Tcp { host: None, port }, ip, Duration::from_secs(1)).await, Ok(None));
         drop(listener);
         assert!(run(&Handler::Tcp { host: None, port }, ip, Duration::from_secs(1)).await.is_err());
 
@@ -240,7 +293,70 @@ mod tests {
         });
         let h = Handler::Http { https: false, host: None, port, path: "/".into(), headers: vec![] };
         assert_eq!(run(&h, ip, Duration::from_secs(2)).await, Err("HTTP probe failed with statuscode: 503".into()));
-        assert_eq!(run(&h, ip, Duration::from_secs(2)).await, Ok(()));
+        assert_eq!(run(&h, ip, Duration::from_secs(2)).await, Ok(None));
         server.await.unwrap();
+    }
+
+    /// An HTTP server on `ip` answering every request with `reply(path)`;
+    /// returns its port and a counter of requests served.
+    async fn serve(
+        ip: &str,
+        reply: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 2048];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let _ = s.write_all(reply(&path).as_bytes()).await;
+            }
+        });
+        (port, hits)
+    }
+
+    fn redirect(to: &str) -> String {
+        format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 5\r\nconnection: close\r\n\r\nmoved")
+    }
+
+    fn status(code: &str) -> String {
+        format!("HTTP/1.1 {code}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_to_the_same_host_only() {
+        // 127.0.0.2 is another host name on loopback (all of 127/8 is local).
+        let (elsewhere, elsewhere_hits) = serve("127.0.0.2", |_| status("200 OK")).await;
+        let (same, same_hits) = serve("127.0.0.1", |_| status("503 Service Unavailable")).await;
+        let (port, _) = serve("127.0.0.1", move |path| match path {
+            "/same-host" => redirect(&format!("http://127.0.0.1:{same}/down")),
+            "/other-host" => redirect(&format!("http://127.0.0.2:{elsewhere}/up")),
+            _ => redirect("/loop"),
+        })
+        .await;
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let probe = |path: &str| Handler::Http { https: false, host: None, port, path: path.into(), headers: vec![] };
+        let timeout = Duration::from_secs(5);
+
+        // Same host (another port): followed, so the target's 503 fails the probe.
+        let same_host = run(&probe("/same-host"), ip, timeout).await;
+        assert_eq!(same_host, Err("HTTP probe failed with statuscode: 503".into()));
+        assert_eq!(same_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Another host: not followed; the redirect itself is a success with a warning.
+        let other_host = run(&probe("/other-host"), ip, timeout).await;
+        assert_eq!(other_host, Ok(Some("Probe terminated redirects, Response body: moved".into())));
+        assert_eq!(elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the other host was contacted");
+
+        // A redirect loop on the same host stops after the limit.
+        let looping = run(&probe("/loop"), ip, timeout).await.unwrap_err();
+        assert!(looping.contains("stopped after 10 redirects"), "{looping}");
     }
 }

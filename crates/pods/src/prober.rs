@@ -15,6 +15,9 @@ pub(crate) enum Event {
     Ready(bool),
     /// One probe attempt failed (an `Unhealthy` event).
     Failed { kind: Kind, message: String },
+    /// One probe attempt succeeded with a warning (a `ProbeWarning` event),
+    /// e.g. an HTTP redirect to another host, which is not followed.
+    Warning { kind: Kind, message: String },
     /// A liveness or startup probe failed `failureThreshold` times: kill the container.
     Kill { kind: Kind, message: String },
 }
@@ -82,14 +85,17 @@ impl Prober {
         }
     }
 
-    fn record(&mut self, i: usize, result: Result<(), String>) {
+    fn record(&mut self, i: usize, result: probe::Outcome) {
         let p = &mut self.probes[i];
         p.next_at = Instant::now() + p.spec.period;
         let kind = p.spec.kind;
         // Events are queued newest last and popped from the end: push in reverse.
         let mut events = Vec::new();
         match result {
-            Ok(()) => {
+            Ok(warning) => {
+                if let Some(message) = warning {
+                    events.push(Event::Warning { kind, message });
+                }
                 p.failures = 0;
                 p.successes += 1;
                 match kind {
@@ -163,11 +169,11 @@ mod tests {
         // Startup: one failure, then success → Started; liveness/readiness begin.
         p.record(0, Err("no".into()));
         assert!(matches!(p.pending.pop(), Some(Event::Failed { kind: Kind::Startup, .. })));
-        p.record(0, Ok(()));
+        p.record(0, Ok(None));
         assert_eq!(p.pending.pop(), Some(Event::Started));
         assert!(p.started());
         // Readiness: success → ready; two failures → unready.
-        p.record(2, Ok(()));
+        p.record(2, Ok(None));
         assert_eq!(p.pending.pop(), Some(Event::Ready(true)));
         p.record(2, Err("x".into()));
         p.record(2, Err("x".into()));

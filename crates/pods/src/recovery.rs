@@ -23,9 +23,9 @@ pub(crate) enum Recovered {
     Finished,
 }
 
-/// Fills the worker's record from the checkpoint and the API status.
-pub(crate) fn recover(w: &mut PodWorker) -> Recovered {
-    let saved = checkpoint::load(&w.dir, &w.uid);
+/// Fills the worker's record from the checkpoint read from the pod's
+/// directory (`saved`) and the API status.
+pub(crate) fn recover(w: &mut PodWorker, saved: Option<checkpoint::Checkpoint>) -> Recovered {
     let api = w.pod.status.clone().unwrap_or_default();
     let api_statuses: Vec<ContainerRecord> = api.container_statuses.iter().flatten().map(from_api).collect();
     let api_init: Vec<ContainerRecord> = api.init_container_statuses.iter().flatten().map(from_api).collect();

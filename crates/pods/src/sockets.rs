@@ -5,17 +5,25 @@
 //! | annotation | value | default |
 //! |---|---|---|
 //! | `wasmlet.dev/listen-ports` | extra ports a guest may listen on: `9000,9001/udp` | none |
-//! | `wasmlet.dev/outbound` | `any` (all but loopback), `none`, or CIDRs `10.0.0.0/8,127.0.0.1/32` | `any` |
+//! | `wasmlet.dev/outbound` | `any` (all the node allows), `none`, or CIDRs `10.0.0.0/8,192.168.1.5` | `any` |
 //! | `wasmlet.dev/name-lookup` | `true` / `false` | `true` |
 //!
 //! A guest may always listen on its container's declared `containerPort`s,
 //! on the pod IP only.
+//!
+//! `wasmlet.dev/outbound` only narrows what the node allows (see
+//! [`wasmlet_runtime::sockets`]): an entry naming a node-local destination
+//! (loopback, the node's IPs, link-local, metadata endpoints) or one outside
+//! the node's `--guest-outbound-cidrs` grants nothing. Such an entry is not
+//! an error; the container starts, and a Warning event
+//! ([`OUTBOUND_NOT_ALLOWED`]) names the entries and why.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
+use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Container, Pod};
-use wasmlet_runtime::{Outbound, SocketPolicy};
+use wasmlet_runtime::{NodeNetwork, Outbound, Refusal, SocketPolicy};
 
 /// Extra ports a guest may listen on.
 pub const LISTEN_PORTS: &str = "wasmlet.dev/listen-ports";
@@ -23,6 +31,10 @@ pub const LISTEN_PORTS: &str = "wasmlet.dev/listen-ports";
 pub const OUTBOUND: &str = "wasmlet.dev/outbound";
 /// Whether guests may resolve names.
 pub const NAME_LOOKUP: &str = "wasmlet.dev/name-lookup";
+
+/// Reason of the Warning event for `wasmlet.dev/outbound` entries the node
+/// does not allow.
+pub(crate) const OUTBOUND_NOT_ALLOWED: &str = "OutboundNotAllowed";
 
 /// The port a `wasi:http` component serves on when its container declares
 /// no TCP port (`wasmtime serve`'s default).
@@ -96,6 +108,21 @@ pub(crate) fn policy(pod: &Pod, container: &Container) -> Result<SocketPolicy, I
         };
     }
     Ok(policy)
+}
+
+/// The entries of `policy`'s outbound list that grant nothing on `node`,
+/// with why.
+pub(crate) fn not_allowed(policy: &SocketPolicy, node: &NodeNetwork) -> Vec<(IpNet, Refusal)> {
+    match &policy.outbound {
+        Outbound::Any => Vec::new(),
+        Outbound::Only(nets) => nets.iter().filter_map(|net| Some((*net, node.refusal_of_net(net)?))).collect(),
+    }
+}
+
+/// The note of the [`OUTBOUND_NOT_ALLOWED`] event for `entries`.
+pub(crate) fn not_allowed_note(entries: &[(IpNet, Refusal)]) -> String {
+    let list: Vec<String> = entries.iter().map(|(net, why)| format!("{net} ({why})")).collect();
+    format!("{OUTBOUND}: not allowed on this node, ignored: {}", list.join(", "))
 }
 
 /// `policy` for a pod whose address is `pod_ip`.
@@ -176,6 +203,28 @@ mod tests {
             let err = policy_of(key, value).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains(needle), "{key}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn outbound_entries_the_node_refuses_are_named() {
+        let node = NodeNetwork::with_addresses(wasmlet_runtime::NodePolicy::default(), ["192.0.2.2".parse().unwrap()]);
+        let policy =
+            policy_of(OUTBOUND, "10.0.0.0/8, 127.0.0.1, 192.0.2.2, 169.254.77.0/24, ::ffff:127.0.0.1").unwrap();
+        let refused = not_allowed(&policy, &node);
+        let nets: Vec<String> = refused.iter().map(|(net, _)| net.to_string()).collect();
+        assert_eq!(nets, ["127.0.0.1/32", "192.0.2.2/32", "169.254.77.0/24", "::ffff:127.0.0.1/128"]);
+        assert_eq!(refused[0].1, Refusal::Loopback);
+        assert_eq!(refused[1].1, Refusal::NodeAddress);
+        assert_eq!(refused[2].1, Refusal::LinkLocal);
+        let note = not_allowed_note(&refused);
+        assert!(
+            note.starts_with(
+                "wasmlet.dev/outbound: not allowed on this node, ignored: 127.0.0.1/32 (node-local (loopback))"
+            ),
+            "{note}"
+        );
+        assert!(not_allowed(&policy_of(OUTBOUND, "any").unwrap(), &node).is_empty());
+        assert!(not_allowed(&policy_of(OUTBOUND, "10.0.0.0/8").unwrap(), &node).is_empty());
     }
 
     #[test]

@@ -107,7 +107,14 @@ impl StreamingProvider for PodsStreaming {
             |w: Option<wasmlet_streaming::Output>| w.map(|w| wasmlet_runtime::Output::new(SyncWriter(w.into())));
         let spec = guest.exec_spec(request.command.clone(), output(request.stdout), output(request.stderr));
         let runtime = self.shared.runtime.clone();
-        tracing::info!(pod.name = %format!("{ns}/{pod}"), container = %container, command = ?request.command, "exec");
+        // The command line may carry secrets (`--password=...`): only its
+        // shape is logged, and only at debug.
+        tracing::debug!(
+            pod.name = %format!("{ns}/{pod}"),
+            container = %container,
+            command = ?redacted(&request.command),
+            "exec"
+        );
         Ok(Box::pin(async move {
             // Dropping this future (the client went away) stops the guest.
             let stop = CancellationToken::new();
@@ -119,6 +126,27 @@ impl StreamingProvider for PodsStreaming {
         }))
     }
 }
+
+/// An exec's argv for the log: the program name (`argv[0]`, the module's
+/// name as the caller wrote it, at most [`REDACTED_PROGRAM_CHARS`]
+/// characters) and, for every other argument, only its length.
+fn redacted(argv: &[String]) -> Vec<String> {
+    argv.iter()
+        .enumerate()
+        .map(
+            |(i, arg)| {
+                if i == 0 {
+                    arg.chars().take(REDACTED_PROGRAM_CHARS).collect()
+                } else {
+                    format!("<{} bytes>", arg.len())
+                }
+            },
+        )
+        .collect()
+}
+
+/// How much of `argv[0]` an exec log line keeps.
+const REDACTED_PROGRAM_CHARS: usize = 64;
 
 /// Makes a `Send`-only writer usable where `Send + Sync` is required (the
 /// runtime's outputs): access goes through `&mut self` only.
@@ -142,5 +170,18 @@ impl AsyncWrite for SyncWriter {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.inner().poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn exec_argv_is_logged_without_its_arguments() {
+        let argv = ["client.wasm", "--password=hunter2", ""].map(String::from);
+        let logged = redacted(&argv);
+        assert_eq!(logged, ["client.wasm", "<18 bytes>", "<0 bytes>"]);
+        assert!(!format!("{logged:?}").contains("hunter2"));
     }
 }

@@ -38,6 +38,8 @@ impl StatsSource for PodsStats {
                             time: SystemTime::now(),
                             cpu_nanos: running.stats.cpu_nanos(),
                             memory_bytes: running.stats.memory_bytes(),
+                            memory_peak_bytes: running.stats.memory_peak_bytes(),
+                            oom_kills: running.stats.oom_kills(),
                             memory_limit_bytes: running.memory_limit,
                             running: running.stats.is_running(),
                         })

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) pressure: std::sync::OnceLock<wasmlet_eviction::Admission>,
     /// Devices and claims from node plugins, once set.
     pub(crate) resources: std::sync::OnceLock<Arc<dyn crate::resources::PodResources>>,
+    /// Bounds the checkpoint writes running at once (see [`checkpoint::Writer`]).
+    pub(crate) checkpoint_writes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -105,6 +107,8 @@ pub struct PodWorker {
     pub(crate) sources: Option<wasmlet_volumes::PodSources>,
     /// Volume refresh (and other per-pod background work), stopped with the pod.
     pub(crate) background: JoinSet<()>,
+    /// Writes the pod's checkpoints off the async workers.
+    pub(crate) checkpoints: checkpoint::Writer,
 }
 
 impl PodWorker {
@@ -183,14 +187,17 @@ impl PodWorker {
         self.save_checkpoint(false);
     }
 
-    /// Persists the record.
+    /// Persists the record: queued to the pod's checkpoint writer, which
+    /// writes it on the blocking pool (see [`PodWorker::flush_checkpoint`]).
     pub(crate) fn save_checkpoint(&self, clean_shutdown: bool) {
         let record = self.snapshot();
         let finished = status::phase::is_terminal(Some(&status::phase_of(self.restart_policy(), &record)));
-        let cp = Checkpoint { uid: self.uid.clone(), record, finished, clean_shutdown };
-        if let Err(e) = checkpoint::save(&self.dir, &cp) {
-            tracing::warn!(error = %e, dir = %self.dir.display(), "writing checkpoint failed");
-        }
+        self.checkpoints.submit(Checkpoint { uid: self.uid.clone(), record, finished, clean_shutdown });
+    }
+
+    /// Waits until every checkpoint saved so far is on disk.
+    pub(crate) async fn flush_checkpoint(&self) {
+        self.checkpoints.flush().await;
     }
 
     /// The pod's restart policy (default `Always`).

@@ -8,7 +8,9 @@
 //! [`Config`] and limits, live stats published, no CPU limit.
 //! `cargo xtask bench http --target runtime` runs it as the wasmlet side of
 //! the comparison with `wasmtime serve`. Prints `listening on ADDR` once it
-//! listens; at the end, the requests served.
+//! listens; at the end, the requests served. With `WASMLET_BENCH_MOUNTS=N`
+//! the guest gets N empty read-only directories mounted (as a pod's
+//! volumes), to measure what mounts cost per request.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use wasmlet_oci::Digest;
-use wasmlet_runtime::{Config, GuestSpec, GuestStats, HttpSpec, HttpStats, Runtime};
+use wasmlet_runtime::{Config, GuestSpec, GuestStats, HttpSpec, HttpStats, Mount, Runtime};
 
 fn default_wasm() -> PathBuf {
     std::env::var_os("WASMLET_FIXTURES_DIR")
@@ -41,6 +43,14 @@ async fn serve(wasm: PathBuf, addr: SocketAddr) -> anyhow::Result<()> {
 
     let mut guest = GuestSpec::new(["http-serve"]);
     guest.stats = Some(GuestStats::new());
+    let mounts =
+        std::env::var("WASMLET_BENCH_MOUNTS").ok().map_or(Ok(0), |n| n.parse()).context("WASMLET_BENCH_MOUNTS")?;
+    let dirs = (0..mounts).map(|_| tempfile::tempdir()).collect::<Result<Vec<_>, _>>()?;
+    guest.mounts = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| Mount { host: dir.path().to_owned(), guest: format!("/m{i}"), read_only: true })
+        .collect();
     let http_stats = HttpStats::new();
     let mut spec = HttpSpec::new(guest, vec![addr]);
     spec.stats = Some(http_stats.clone());

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limiter::Counts;
 use crate::pool::Allocator;
+use crate::sockets::NodePolicy;
 
 /// Default [`Config::epoch_tick`]: how often the engine's epoch advances.
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -15,6 +17,10 @@ pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Default [`Config::max_memory_bytes`]: 4 GiB, the most a wasm32 memory can
 /// address, so "no limit" behaves like an unconstrained container.
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 4 << 30;
+
+/// Default [`Config::node_memory_bytes`]: no node-wide cap (each guest is
+/// still capped by its own limit).
+pub const DEFAULT_NODE_MEMORY_BYTES: Option<u64> = None;
 
 /// Default [`Config::max_module_bytes`]: the largest binary `compile` accepts.
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 256 << 20;
@@ -57,6 +63,15 @@ pub struct Config {
     /// Memory cap of a guest whose container sets no memory limit, in bytes
     /// (all linear memories of the guest together).
     pub max_memory_bytes: u64,
+    /// Cap on the memory of all guests of the runtime together, in bytes:
+    /// every guest store (commands, modules, each request of a `wasi:http`
+    /// server) charges it besides its container's limit, and a grow that
+    /// would pass it stops the guest as an OOM kill (exit 137, `OOMKilled`,
+    /// a message saying the node's memory for pods is exhausted; a request
+    /// gets `500`). The agent sets it to the node's memory capacity minus
+    /// the reserved memory, which is the limit upstream puts on the
+    /// `kubepods` cgroup. `None`: no node-wide cap.
+    pub node_memory_bytes: Option<u64>,
     /// The largest wasm binary [`compile`](crate::Runtime::compile) accepts.
     pub max_module_bytes: usize,
     /// Instances one guest may create (a component holds several).
@@ -82,6 +97,10 @@ pub struct Config {
     /// How the engine allocates instances: the pooling allocator by default
     /// (see [`pool`](crate::pool) for its sizes and what they bound).
     pub allocator: Allocator,
+    /// The node administrator's limits on where guests may connect; the
+    /// node-local destinations are refused on top of them (see
+    /// [`sockets`](crate::sockets)).
+    pub node_policy: NodePolicy,
 }
 
 impl Default for Config {
@@ -90,6 +109,7 @@ impl Default for Config {
             cache_dir: None,
             epoch_tick: DEFAULT_EPOCH_TICK,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            node_memory_bytes: DEFAULT_NODE_MEMORY_BYTES,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
             max_tables: DEFAULT_MAX_TABLES,
@@ -100,11 +120,22 @@ impl Default for Config {
             cpu_period: DEFAULT_CPU_PERIOD,
             cpu_burst: DEFAULT_CPU_BURST,
             allocator: Allocator::default(),
+            node_policy: NodePolicy::default(),
         }
     }
 }
 
 impl Config {
+    /// The per-store counts a guest's limiter enforces.
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            table_elements: self.max_table_elements,
+            instances: self.max_instances,
+            tables: self.max_tables,
+            memories: self.max_memories,
+        }
+    }
+
     /// Checks the values that would make the runtime misbehave.
     pub(crate) fn validate(&self) -> Result<(), &'static str> {
         if self.epoch_tick.is_zero() {
@@ -112,6 +143,9 @@ impl Config {
         }
         if self.max_memory_bytes == 0 {
             return Err("max_memory_bytes must be greater than zero");
+        }
+        if self.node_memory_bytes == Some(0) {
+            return Err("node_memory_bytes must be greater than zero");
         }
         if self.stdio_buffer_bytes == 0 {
             return Err("stdio_buffer_bytes must be greater than zero");

@@ -44,7 +44,8 @@ pub enum ExitReason {
     Trapped,
     /// The stop token was cancelled and the guest was dropped.
     Stopped,
-    /// The guest tried to grow its memory past its limit.
+    /// The guest tried to grow its memory past its limit, or past what the
+    /// node has left for pods.
     OutOfMemory,
 }
 
@@ -106,6 +107,14 @@ impl Exit {
     /// A guest that exceeded `limit` bytes of memory.
     pub(crate) fn out_of_memory(limit: u64) -> Self {
         let message = format!("memory limit of {limit} bytes exceeded");
+        Self::new(OOM_EXIT_CODE, ExitReason::OutOfMemory, message)
+    }
+
+    /// A guest stopped because all guests of the node together reached
+    /// `limit` bytes, the node's memory for pods
+    /// ([`Config::node_memory_bytes`](crate::Config::node_memory_bytes)).
+    pub(crate) fn node_out_of_memory(limit: u64) -> Self {
+        let message = format!("the node's memory for pods is exhausted (all guests together may use {limit} bytes)");
         Self::new(OOM_EXIT_CODE, ExitReason::OutOfMemory, message)
     }
 
@@ -198,5 +207,11 @@ mod tests {
         let exit = Exit::out_of_memory(16 << 20);
         assert_eq!((exit.code, exit.reason), (137, ExitReason::OutOfMemory));
         assert_eq!(exit.message, "memory limit of 16777216 bytes exceeded");
+        let node = Exit::node_out_of_memory(1 << 30);
+        assert_eq!((node.code, node.reason), (137, ExitReason::OutOfMemory));
+        assert_eq!(
+            node.message,
+            "the node's memory for pods is exhausted (all guests together may use 1073741824 bytes)"
+        );
     }
 }

@@ -25,6 +25,7 @@
 //!
 //! [`Engine`]: wasmtime::Engine
 
+mod budget;
 pub mod cache;
 mod compile;
 mod compiled;
@@ -44,6 +45,7 @@ pub mod throttle;
 mod timed;
 pub mod wasi;
 
+pub use budget::GuestMemory;
 pub use cache::CompileStats;
 pub use compile::{CompileError, LoadError};
 pub use compiled::{Compiled, Kind, World};
@@ -53,6 +55,6 @@ pub use http::{HttpLimits, HttpSpec, HttpStats, Listening};
 pub use pool::{Allocator, Pool};
 pub use run::StartError;
 pub use runtime::{Error, Runtime};
-pub use sockets::{Outbound, SocketPolicy};
+pub use sockets::{NodeNetwork, NodePolicy, Outbound, Refusal, SocketPolicy};
 pub use spec::{GuestSpec, Limits, Mount, Output};
 pub use stats::GuestStats;

@@ -4,53 +4,85 @@
 //! wasmtime's `StoreLimits` caps each memory separately and, by default, makes
 //! a refused `memory.grow` return -1, which the guest's allocator turns into a
 //! `NULL` from `malloc`. A container with a memory limit should instead be
-//! killed when it goes over, so this limiter counts the bytes of *all* the
-//! guest's linear memories together and, when a grow would exceed the cap,
-//! records it and fails the grow with an error, which wasmtime raises as a
-//! trap. The runner then sees [`Limiter::exceeded`] and reports the exit as
-//! out-of-memory instead of as a trap.
+//! killed when it goes over, so this limiter charges the bytes of *all* the
+//! store's linear memories and tables to two shared [`Budget`]s, the
+//! container's and the node's ([`Budgets`]), and when a grow would pass
+//! either, records which and fails the grow with an error, which wasmtime
+//! raises as a trap. The runner then sees [`Limiter::exceeded`] and reports
+//! the exit as out-of-memory ([`Limiter::oom_exit`]) instead of as a trap.
 //!
-//! Every granted or given-back grow (memories and tables) also updates the
-//! guest's [`GuestStats::memory_bytes`], so the live figure is exact.
+//! Every granted or given-back grow also updates the guest's
+//! [`GuestStats::memory_bytes`], so the live figure is exact; the store's
+//! whole charge is given back when the limiter is dropped with its store.
 
 use wasmtime::ResourceLimiter;
 
+use crate::budget::{Budget, Refused};
+use crate::exit::Exit;
 use crate::stats::GuestStats;
 
-/// Bytes charged per table element in the live memory figure: a table holds
-/// one pointer per element.
+/// Bytes charged per table element: a table holds one pointer per element.
 const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 
-/// The error that fails a `memory.grow` past the cap (it becomes a trap).
+/// The failures wasmtime (48, `runtime/vm/{memory,table}.rs`) reports to
+/// `*_grow_failed` *without* asking `*_growing` first: nothing was granted
+/// for them, so giving back the last grant would undercount (a guest could
+/// repeat it to slip past its limits). The unit tests pin these texts.
+const UNGRANTED_FAILURES: [&str; 2] =
+    ["memory growth exceeds memory type's limits", "overflow calculating new table size"];
+
+/// Whether `error` is a failure nothing was granted for.
+fn ungranted(error: &wasmtime::Error) -> bool {
+    let text = error.to_string();
+    UNGRANTED_FAILURES.contains(&text.as_str())
+}
+
+/// The budgets a store charges.
+#[derive(Debug, Clone)]
+pub(crate) struct Budgets {
+    /// The container's memory limit, shared by all its stores.
+    pub(crate) container: Budget,
+    /// The node's memory for pods, shared by every guest.
+    pub(crate) node: Budget,
+}
+
+/// Which limit a refused grow would have passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exceeded {
+    /// The container's memory limit (all its instances together).
+    Container(Refused),
+    /// The node's memory for pods (all guests together).
+    Node(Refused),
+}
+
+/// The error that fails a grow past a limit (it becomes a trap).
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit of {limit} bytes exceeded: growing to {requested} bytes")]
-pub(crate) struct MemoryLimitExceeded {
-    limit: u64,
-    requested: u64,
+pub(crate) enum MemoryLimitExceeded {
+    #[error("memory limit of {} bytes exceeded: growing to {} bytes", .0.limit, .0.requested)]
+    Container(Refused),
+    #[error("the node's memory for pods is exhausted: all guests together would reach {} of {} bytes", .0.requested, .0.limit)]
+    Node(Refused),
 }
 
 /// Caps on what one guest store may allocate.
 ///
-/// Dropping it (with its store) takes its memory off the live figure.
+/// Dropping it (with its store) gives its memory back to both budgets and
+/// takes it off the live figure.
 #[derive(Debug)]
 pub(crate) struct Limiter {
-    /// Cap on the bytes of all linear memories together.
-    memory_limit: u64,
-    /// Bytes of linear memory granted so far.
-    memory_used: u64,
+    budgets: Budgets,
+    /// Bytes charged to both budgets (and published to `stats`): memories
+    /// plus tables.
+    charged: u64,
     /// Bytes granted by the last `memory_growing`, given back if the grow
     /// then fails for another reason.
     last_grant: u64,
-    /// Set once a grow was refused for exceeding `memory_limit`.
-    exceeded: bool,
-    /// Elements of all tables granted so far.
-    table_used: u64,
-    /// Elements granted by the last `table_growing`.
+    /// Bytes granted by the last `table_growing`.
     last_table_grant: u64,
+    /// Set by the first grow refused for passing a budget.
+    exceeded: Option<Exceeded>,
     /// Where the live memory figure goes.
     stats: GuestStats,
-    /// Bytes this limiter has added to `stats`.
-    published: u64,
     table_elements: usize,
     instances: usize,
     tables: usize,
@@ -67,16 +99,14 @@ pub(crate) struct Counts {
 }
 
 impl Limiter {
-    pub(crate) fn new(memory_limit: u64, counts: Counts, stats: GuestStats) -> Self {
+    pub(crate) fn new(budgets: Budgets, counts: Counts, stats: GuestStats) -> Self {
         Self {
-            memory_limit,
-            memory_used: 0,
+            budgets,
+            charged: 0,
             last_grant: 0,
-            exceeded: false,
-            table_used: 0,
             last_table_grant: 0,
+            exceeded: None,
             stats,
-            published: 0,
             table_elements: counts.table_elements,
             instances: counts.instances,
             tables: counts.tables,
@@ -84,29 +114,64 @@ impl Limiter {
         }
     }
 
-    /// Whether the guest tried to go over its memory limit.
+    /// Whether the guest tried to go over its memory limit or the node's.
     pub(crate) fn exceeded(&self) -> bool {
-        self.exceeded
+        self.exceeded.is_some()
     }
 
-    /// The memory cap in bytes.
-    pub(crate) fn memory_limit(&self) -> u64 {
-        self.memory_limit
+    /// The OOM-kill exit of a guest that went over a limit.
+    pub(crate) fn oom_exit(&self) -> Option<Exit> {
+        match self.exceeded? {
+            Exceeded::Container(refused) => Some(Exit::out_of_memory(refused.limit)),
+            Exceeded::Node(refused) => Some(Exit::node_out_of_memory(refused.limit)),
+        }
     }
 
-    /// Publishes the current bytes of memories and tables (as a change, so
-    /// stores sharing a stats handle add up).
-    fn publish(&mut self) {
-        let tables = self.table_used.saturating_mul(TABLE_ELEMENT_BYTES);
-        let now = self.memory_used.saturating_add(tables);
-        self.stats.adjust_memory(now.saturating_sub(self.published), self.published.saturating_sub(now));
-        self.published = now;
+    /// Charges `bytes` to both budgets (the container's first: a guest over
+    /// its own limit is told so even when the node is full too), then
+    /// publishes them.
+    fn take(&mut self, bytes: u64) -> Result<(), MemoryLimitExceeded> {
+        let refused = match self.budgets.container.charge(bytes) {
+            Err(refused) => Some(Exceeded::Container(refused)),
+            Ok(()) => match self.budgets.node.charge(bytes) {
+                Ok(()) => None,
+                Err(refused) => {
+                    self.budgets.container.release(bytes);
+                    Some(Exceeded::Node(refused))
+                }
+            },
+        };
+        if let Some(exceeded) = refused {
+            if self.exceeded.is_none() {
+                self.stats.oom_killed();
+            }
+            self.exceeded = Some(exceeded);
+            tracing::debug!(?exceeded, "guest exceeded a memory limit");
+            return Err(match exceeded {
+                Exceeded::Container(r) => MemoryLimitExceeded::Container(r),
+                Exceeded::Node(r) => MemoryLimitExceeded::Node(r),
+            });
+        }
+        self.charged = self.charged.saturating_add(bytes);
+        self.stats.adjust_memory(bytes, 0);
+        Ok(())
+    }
+
+    /// Takes `bytes` off the live figure, then gives them back to the
+    /// budgets (in that order, so the figure never shows more than the
+    /// budget holds).
+    fn give_back(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.charged);
+        self.charged -= bytes;
+        self.stats.adjust_memory(0, bytes);
+        self.budgets.node.release(bytes);
+        self.budgets.container.release(bytes);
     }
 }
 
 impl Drop for Limiter {
     fn drop(&mut self) {
-        self.stats.adjust_memory(0, self.published);
+        self.give_back(self.charged);
     }
 }
 
@@ -121,26 +186,16 @@ impl ResourceLimiter for Limiter {
             return Ok(false);
         }
         let grant = bytes(desired).saturating_sub(bytes(current));
-        let total = self.memory_used.saturating_add(grant);
-        if total > self.memory_limit {
-            self.exceeded = true;
-            tracing::debug!(
-                memory.limit = self.memory_limit,
-                memory.requested = total,
-                "guest exceeded its memory limit"
-            );
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit: self.memory_limit, requested: total }));
-        }
-        self.memory_used = total;
+        self.take(grant).map_err(wasmtime::Error::new)?;
         self.last_grant = grant;
-        self.publish();
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_used = self.memory_used.saturating_sub(self.last_grant);
-        self.last_grant = 0;
-        self.publish();
+        if !ungranted(&error) {
+            let grant = std::mem::take(&mut self.last_grant);
+            self.give_back(grant);
+        }
         tracing::debug!(error = %error, "guest memory grow failed");
         Ok(())
     }
@@ -149,16 +204,17 @@ impl ResourceLimiter for Limiter {
         if desired > self.table_elements || maximum.is_some_and(|max| desired > max) {
             return Ok(false);
         }
-        self.last_table_grant = bytes(desired).saturating_sub(bytes(current));
-        self.table_used = self.table_used.saturating_add(self.last_table_grant);
-        self.publish();
+        let grant = bytes(desired).saturating_sub(bytes(current)).saturating_mul(TABLE_ELEMENT_BYTES);
+        self.take(grant).map_err(wasmtime::Error::new)?;
+        self.last_table_grant = grant;
         Ok(true)
     }
 
     fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.table_used = self.table_used.saturating_sub(self.last_table_grant);
-        self.last_table_grant = 0;
-        self.publish();
+        if !ungranted(&error) {
+            let grant = std::mem::take(&mut self.last_table_grant);
+            self.give_back(grant);
+        }
         tracing::debug!(error = %error, "guest table grow failed");
         Ok(())
     }
@@ -177,70 +233,4 @@ impl ResourceLimiter for Limiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PAGE: usize = 64 * 1024;
-
-    fn limiter(limit: u64) -> Limiter {
-        let counts = Counts { table_elements: 10, instances: 1, tables: 1, memories: 2 };
-        Limiter::new(limit, counts, GuestStats::new())
-    }
-
-    #[test]
-    fn counts_all_memories_together() {
-        let mut l = limiter(4 * PAGE as u64);
-        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
-        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
-        assert!(!l.exceeded());
-        let err = l.memory_growing(2 * PAGE, 3 * PAGE, None).unwrap_err();
-        assert!(l.exceeded());
-        assert!(err.to_string().contains("memory limit of 262144 bytes exceeded"));
-    }
-
-    #[test]
-    fn declared_maximum_is_a_plain_failure() {
-        let mut l = limiter(u64::MAX);
-        assert!(!l.memory_growing(PAGE, 3 * PAGE, Some(2 * PAGE)).unwrap());
-        assert!(!l.exceeded());
-    }
-
-    #[test]
-    fn failed_grow_gives_the_grant_back() {
-        let mut l = limiter(2 * PAGE as u64);
-        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
-        l.memory_grow_failed(wasmtime::format_err!("mmap failed")).unwrap();
-        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
-        assert!(!l.exceeded());
-    }
-
-    #[test]
-    fn memory_and_tables_are_published() {
-        let stats = GuestStats::new();
-        let counts = Counts { table_elements: 10, instances: 1, tables: 1, memories: 2 };
-        let mut l = Limiter::new(u64::MAX, counts, stats.clone());
-        assert!(l.memory_growing(0, 2 * PAGE, None).unwrap());
-        assert!(l.table_growing(0, 4, None).unwrap());
-        assert_eq!(stats.memory_bytes(), 2 * PAGE as u64 + 4 * TABLE_ELEMENT_BYTES);
-        assert!(l.memory_growing(2 * PAGE, 3 * PAGE, None).unwrap());
-        l.memory_grow_failed(wasmtime::format_err!("mmap failed")).unwrap();
-        l.table_grow_failed(wasmtime::format_err!("no")).unwrap();
-        assert_eq!(stats.memory_bytes(), 2 * PAGE as u64);
-        // A second store on the same handle adds up; each takes its own
-        // share off when dropped.
-        let mut other = Limiter::new(u64::MAX, counts, stats.clone());
-        assert!(other.memory_growing(0, PAGE, None).unwrap());
-        assert_eq!(stats.memory_bytes(), 3 * PAGE as u64);
-        drop(l);
-        assert_eq!(stats.memory_bytes(), PAGE as u64);
-        drop(other);
-        assert_eq!(stats.memory_bytes(), 0);
-    }
-
-    #[test]
-    fn table_elements_are_capped() {
-        let mut l = limiter(u64::MAX);
-        assert!(l.table_growing(0, 10, None).unwrap());
-        assert!(!l.table_growing(0, 11, None).unwrap());
-    }
-}
+mod tests;

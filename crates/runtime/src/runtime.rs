@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use wasmtime::{Cache, CacheConfig, Engine, Strategy};
 
+use crate::budget::{Budget, GuestMemory};
 use crate::cache::Cache as CompileCache;
 use crate::config::Config;
 use crate::epoch::EpochTicker;
+use crate::limiter::Budgets;
 use crate::run::Linkers;
+use crate::sockets::NodeNetwork;
 
 /// Why [`Runtime::new`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The node's addresses could not be read, or the thread that keeps
+    /// them current could not be started.
+    #[error("cannot read the node's network addresses")]
+    NodeNetwork {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The wasm runtime of a node: create one per process and share it.
@@ -73,6 +84,11 @@ pub(crate) struct Inner {
     /// wasmtime's on-disk cache (a handle sharing its hit counters).
     pub(crate) disk_cache: Option<Cache>,
     pub(crate) linkers: Linkers,
+    /// Where guests may not connect (node-local destinations).
+    pub(crate) node_network: NodeNetwork,
+    /// The node's memory for pods ([`Config::node_memory_bytes`]), charged
+    /// by every guest store.
+    pub(crate) node_memory: Budget,
     /// Declared last: dropped after everything that uses the engine.
     _ticker: EpochTicker,
 }
@@ -85,7 +101,8 @@ impl Runtime {
     /// # Errors
     ///
     /// An invalid `config`, an unusable cache directory, or a failure to
-    /// create the engine, the linkers or the ticker thread.
+    /// create the engine, the linkers, the ticker thread or the node's
+    /// address watch ([`NodeNetwork`]).
     pub fn new(config: Config) -> Result<Self, Error> {
         config.validate().map_err(|reason| Error::InvalidConfig { reason })?;
         let mut wasm = wasmtime::Config::new();
@@ -97,14 +114,21 @@ impl Runtime {
         wasm.cache(disk_cache.clone());
         let engine = Engine::new(&wasm).map_err(|source| Error::Engine { source })?;
         let linkers = Linkers::new(&engine).map_err(|source| Error::Linker { source })?;
+        let node_network =
+            NodeNetwork::start(config.node_policy.clone()).map_err(|source| Error::NodeNetwork { source })?;
         let ticker =
             EpochTicker::start(engine.clone(), config.epoch_tick).map_err(|source| Error::Ticker { source })?;
         tracing::info!(
             cache_dir = ?config.cache_dir,
             epoch_tick = ?config.epoch_tick,
             allocator = ?config.allocator,
+            guest_outbound = ?config.node_policy.outbound_cidrs,
+            allowed_node_local = ?config.node_policy.allowed_node_local,
+            node_addresses = ?node_network.node_addresses(),
+            node_memory_bytes = ?config.node_memory_bytes,
             "wasm runtime started"
         );
+        let node_memory = Budget::new(config.node_memory_bytes.unwrap_or(u64::MAX));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -112,6 +136,8 @@ impl Runtime {
                 cache: CompileCache::default(),
                 disk_cache,
                 linkers,
+                node_network,
+                node_memory,
                 _ticker: ticker,
             }),
         })
@@ -126,6 +152,29 @@ impl Runtime {
     /// The configuration this runtime was created with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The node's side of every guest's socket policy: what no guest may
+    /// reach (see [`sockets`](crate::sockets)).
+    pub fn node_network(&self) -> &NodeNetwork {
+        &self.inner.node_network
+    }
+
+    /// The budgets of a new container (its own, of `memory_limit` bytes, and
+    /// the node's).
+    pub(crate) fn budgets(&self, memory_limit: u64) -> Budgets {
+        Budgets { container: Budget::new(memory_limit), node: self.inner.node_memory.clone() }
+    }
+
+    /// The memory of all its guests together, against
+    /// [`Config::node_memory_bytes`]; a few atomic loads.
+    pub fn guest_memory(&self) -> GuestMemory {
+        let budget = &self.inner.node_memory;
+        GuestMemory {
+            used_bytes: budget.used(),
+            peak_bytes: budget.peak(),
+            limit_bytes: self.inner.config.node_memory_bytes,
+        }
     }
 }
 

@@ -18,7 +18,16 @@
 //!   granted by the resource limiter on every grow. It is what the memory
 //!   limit is enforced against. It drops to 0 when the run ends (the store is
 //!   freed). A `wasi:http` server's handle sums the instances alive at the
-//!   moment (one per request in flight), and its CPU time sums all of them.
+//!   moment (one per request in flight), which the container's limit bounds
+//!   together, and its CPU time sums all of them.
+//! - **Peak** ([`GuestStats::memory_peak_bytes`]) is the highest memory
+//!   figure of the current run (like cgroup v2 `memory.peak`): never above
+//!   the memory limit, since a grow is charged before it is published and
+//!   published as given back before it is returned.
+//! - **OOM kills** ([`GuestStats::oom_kills`]) counts the instances stopped
+//!   for passing a memory limit (the container's or the node's): at most one
+//!   per run of a command, one per failed request of a server (like the
+//!   cgroup's `memory.events` `oom_kill`). It never goes back.
 //! - **Start** ([`GuestStats::started_at`]) is the wall-clock time the latest
 //!   run began (before instantiation).
 //!
@@ -44,6 +53,8 @@ pub struct GuestStats(Arc<Inner>);
 struct Inner {
     cpu_nanos: AtomicU64,
     memory_bytes: AtomicU64,
+    memory_peak_bytes: AtomicU64,
+    oom_kills: AtomicU64,
     /// Nanoseconds since the Unix epoch of the latest start; 0: never started.
     started_unix_nanos: AtomicU64,
     running: AtomicBool,
@@ -70,6 +81,17 @@ impl GuestStats {
     /// Current bytes of linear memory and tables; 0 when not running.
     pub fn memory_bytes(&self) -> u64 {
         self.0.memory_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The highest [`memory_bytes`](Self::memory_bytes) of the current (or
+    /// last) run.
+    pub fn memory_peak_bytes(&self) -> u64 {
+        self.0.memory_peak_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Instances stopped for passing a memory limit, over every run.
+    pub fn oom_kills(&self) -> u64 {
+        self.0.oom_kills.load(Ordering::Relaxed)
     }
 
     /// When the latest run started; `None` before the first.
@@ -105,9 +127,17 @@ impl GuestStats {
     /// it (one store's change; several stores may share a handle).
     pub(crate) fn adjust_memory(&self, grown: u64, shrunk: u64) {
         // Never fails: the closure always returns `Some`.
-        let _ = self.0.memory_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bytes| {
+        let now = self.0.memory_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bytes| {
             Some(bytes.saturating_add(grown).saturating_sub(shrunk))
         });
+        if let Ok(before) = now {
+            self.0.memory_peak_bytes.fetch_max(before.saturating_add(grown).saturating_sub(shrunk), Ordering::Relaxed);
+        }
+    }
+
+    /// An instance was stopped for passing a memory limit.
+    pub(crate) fn oom_killed(&self) {
+        self.0.oom_kills.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_throttled(&self, waited: Duration) {
@@ -121,6 +151,7 @@ impl GuestStats {
         let nanos = at.duration_since(UNIX_EPOCH).map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         self.0.started_unix_nanos.store(nanos.max(1), Ordering::Relaxed);
         self.0.memory_bytes.store(0, Ordering::Relaxed);
+        self.0.memory_peak_bytes.store(0, Ordering::Relaxed);
         self.0.running.store(true, Ordering::Relaxed);
     }
 
@@ -136,6 +167,8 @@ impl std::fmt::Debug for GuestStats {
         f.debug_struct("GuestStats")
             .field("cpu", &self.cpu())
             .field("memory_bytes", &self.memory_bytes())
+            .field("memory_peak_bytes", &self.memory_peak_bytes())
+            .field("oom_kills", &self.oom_kills())
             .field("started_at", &self.started_at())
             .field("running", &self.is_running())
             .field("throttled", &self.throttled())
@@ -173,7 +206,9 @@ mod tests {
         clone.adjust_memory(0, 100);
         assert_eq!(stats.memory_bytes(), 50);
         clone.adjust_memory(0, 100);
-        assert_eq!(stats.memory_bytes(), 0);
+        assert_eq!((stats.memory_bytes(), stats.memory_peak_bytes()), (0, 150));
+        clone.oom_killed();
+        assert_eq!(stats.oom_kills(), 1);
         clone.add_throttled(Duration::from_millis(3));
         assert_eq!((stats.throttled(), stats.throttles()), (Duration::from_millis(3), 1));
     }

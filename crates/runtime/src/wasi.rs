@@ -20,17 +20,29 @@
 //!   fallback for everything), where a container would look in its root
 //!   filesystem, which a wasm guest does not have anyway.
 //! - A `working_dir` outside every mount only sets `PWD` (and initial-cwd).
-//! - Preopening opens the host directories synchronously (one `open` each)
-//!   on the caller's thread.
+//!
+//! # Opening the directories
+//!
+//! Preopening opens each host directory (one `open` each), a blocking
+//! filesystem call that a slow or hung disk can stall, so it never runs on
+//! the async workers that drive guests: `Template::open` and `builder` run
+//! it on tokio's blocking pool, once per run. A `wasi:http` server opens its
+//! directories once when it starts and gives every request's context the
+//! same handles (`Preopened`): a preopen is a directory handle
+//! (`O_PATH`) with no position or other state, which wasmtime-wasi already
+//! shares between the descriptors of one context, and every path is
+//! resolved under it at the time of use, so a request sees the directory's
+//! current content (files a volume updates included).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime_wasi::cli::AsyncStdoutStream;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::filesystem::WasiFilesystemCtx;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::run::StartError;
-use crate::sockets::SocketPolicy;
+use crate::sockets::{Guard, NodeNetwork};
 use crate::spec::{GuestSpec, Mount, Output};
 
 /// The guest name of the preopen that stands for the working directory.
@@ -39,17 +51,17 @@ const CWD_PREOPEN: &str = ".";
 /// Everything of a [`GuestSpec`] that goes into a WASI context except its
 /// stdio: built once, then turned into one context per instance (a command
 /// has one; a `wasi:http` server one per request).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Template {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     /// Mounts, then the working directory's preopen as `.` if it has one.
     preopens: Vec<Preopen>,
     working_dir: Option<String>,
-    sockets: Arc<SocketPolicy>,
+    sockets: Arc<Guard>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Preopen {
     host: PathBuf,
     guest: String,
@@ -59,8 +71,9 @@ struct Preopen {
 }
 
 impl Template {
-    /// The template of `spec` (its stdio, limits and stats are left out).
-    pub(crate) fn new(spec: &GuestSpec) -> Result<Self, StartError> {
+    /// The template of `spec` (its stdio, limits and stats are left out),
+    /// its sockets confined by `node`.
+    pub(crate) fn new(spec: &GuestSpec, node: &NodeNetwork) -> Result<Self, StartError> {
         let mut env = spec.env.clone();
         let mut preopens: Vec<Preopen> = spec
             .mounts
@@ -80,23 +93,31 @@ impl Template {
             env,
             preopens,
             working_dir: spec.working_dir.clone(),
-            sockets: Arc::new(spec.sockets.clone()),
+            sockets: Arc::new(Guard { pod: spec.sockets.clone(), node: node.clone() }),
         })
     }
 
-    /// The guest's socket policy.
-    pub(crate) fn sockets(&self) -> Arc<SocketPolicy> {
+    /// The guest's socket check.
+    pub(crate) fn sockets(&self) -> Arc<Guard> {
         Arc::clone(&self.sockets)
     }
 
-    /// A WASI builder with arguments, environment, preopens (opened now, one
-    /// `open` each) and the socket policy; stdio is the caller's to set.
-    pub(crate) fn builder(&self) -> Result<WasiCtxBuilder, StartError> {
+    /// A WASI builder with arguments, environment, the working directory
+    /// and the socket policy, but no preopens; stdio is the caller's to set.
+    fn base(&self) -> WasiCtxBuilder {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&self.argv).envs(&self.env);
         if let Some(dir) = &self.working_dir {
             wasi.initial_cwd(dir);
         }
+        self.sockets.apply(&mut wasi);
+        wasi
+    }
+
+    /// [`base`](Self::base) with the preopens, opened now on the calling
+    /// thread (blocking: see the [module docs](self)).
+    fn builder_blocking(&self) -> Result<WasiCtxBuilder, StartError> {
+        let mut wasi = self.base();
         for open in &self.preopens {
             wasi.preopened_dir(&open.host, &open.guest, perms(open.read_only)).map_err(|source| {
                 let reason = crate::run::flatten(&source);
@@ -106,17 +127,74 @@ impl Template {
                 }
             })?;
         }
-        self.sockets.apply(&mut wasi);
         Ok(wasi)
+    }
+
+    /// Opens the preopens on the blocking pool, once, for contexts made with
+    /// [`context`](Self::context).
+    pub(crate) async fn open(&self) -> Result<Preopened, StartError> {
+        let template = self.clone();
+        let opened = off_the_workers(move || {
+            let mut ctx = template.builder_blocking()?.build();
+            Ok(Preopened(ctx.filesystem().clone()))
+        });
+        opened.await
+    }
+
+    /// A WASI context with the template's settings, `stdout`, `stderr` and
+    /// the directories of `preopened`; no filesystem call.
+    pub(crate) fn context(
+        &self,
+        preopened: &Preopened,
+        stdout: impl wasmtime_wasi::cli::StdoutStream + 'static,
+        stderr: impl wasmtime_wasi::cli::StdoutStream + 'static,
+    ) -> WasiCtx {
+        let mut wasi = self.base();
+        wasi.stdout(stdout).stderr(stderr);
+        let mut ctx = wasi.build();
+        *ctx.filesystem() = preopened.0.clone();
+        ctx
     }
 }
 
-/// A WASI builder for `spec`, with stdio buffered by `stdio_buffer` bytes.
-pub(crate) fn builder(spec: GuestSpec, stdio_buffer: usize) -> Result<WasiCtxBuilder, StartError> {
-    let mut wasi = Template::new(&spec)?.builder()?;
+/// The directories of a [`Template`], opened: handles that every context
+/// made from them shares (see the [module docs](self)).
+#[derive(Clone)]
+pub(crate) struct Preopened(WasiFilesystemCtx);
+
+impl std::fmt::Debug for Preopened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Preopened")
+    }
+}
+
+/// A WASI builder for `spec` on `node`, with stdio buffered by
+/// `stdio_buffer` bytes; its directories are opened on the blocking pool.
+pub(crate) async fn builder(
+    spec: GuestSpec,
+    node: &NodeNetwork,
+    stdio_buffer: usize,
+) -> Result<WasiCtxBuilder, StartError> {
+    let template = Template::new(&spec, node)?;
+    let mut wasi = off_the_workers(move || template.builder_blocking()).await?;
     wasi.stdout(stdio(spec.stdout, stdio_buffer));
     wasi.stderr(stdio(spec.stderr, stdio_buffer));
     Ok(wasi)
+}
+
+/// Runs `open` on tokio's blocking pool (directory opens may block on a
+/// slow disk); outside a tokio runtime, or if the pool is gone, on the
+/// calling thread.
+async fn off_the_workers<T: Send + 'static>(
+    open: impl FnOnce() -> Result<T, StartError> + Send + 'static,
+) -> Result<T, StartError> {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return open();
+    };
+    match handle.spawn_blocking(open).await {
+        Ok(result) => result,
+        Err(error) => Err(StartError::Preopen { reason: error.to_string() }),
+    }
 }
 
 /// A guest output stream in front of `output`, buffering `buffer` bytes.

@@ -111,7 +111,7 @@ pub(crate) fn controller_manager(cfg: &Config, files: &Files) -> Component {
             format!("--service-cluster-ip-range={}", cfg.service_cidr),
             "--allocate-node-cidrs=true".into(),
             format!("--cluster-cidr={}", cfg.cluster_cidr),
-            "--node-cidr-mask-size=24".into(),
+            format!("--node-cidr-mask-size={}", cfg.node_cidr_mask_size),
             format!("--node-monitor-grace-period={}s", cfg.node_monitor_grace_period.as_secs()),
             "--node-monitor-period=2s".into(),
             "--bind-address=127.0.0.1".into(),

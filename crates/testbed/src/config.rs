@@ -25,8 +25,12 @@ pub struct Config {
     /// Lifetime of certificates the controller manager signs for CSRs.
     #[serde(with = "secs")]
     pub cluster_signing_duration: Duration,
-    /// Pod network; each node gets a /24 of it as `spec.podCIDR`.
+    /// Pod network; each node gets a slice of it as `spec.podCIDR`.
     pub cluster_cidr: String,
+    /// Prefix length of each node's podCIDR (the controller manager's
+    /// `--node-cidr-mask-size`): /24 holds 254 pod addresses, /19 8,190.
+    #[serde(default = "default_node_cidr_mask_size")]
+    pub node_cidr_mask_size: u8,
     /// Service network.
     pub service_cidr: String,
 }
@@ -41,6 +45,7 @@ impl Config {
             node_monitor_grace_period: Duration::from_secs(20),
             cluster_signing_duration: Duration::from_secs(365 * 24 * 3600),
             cluster_cidr: "10.244.0.0/16".to_owned(),
+            node_cidr_mask_size: default_node_cidr_mask_size(),
             service_cidr: "10.96.0.0/24".to_owned(),
         }
     }
@@ -54,6 +59,11 @@ impl Config {
     pub fn default_dir() -> PathBuf {
         std::env::temp_dir().join("wasmlet-testbed")
     }
+}
+
+/// A /24 per node, as kubeadm's default for an IPv4 cluster.
+fn default_node_cidr_mask_size() -> u8 {
+    24
 }
 
 /// Every port a test bed listens on.

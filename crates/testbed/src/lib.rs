@@ -13,6 +13,7 @@
 mod bootstrap;
 mod cluster;
 pub mod config;
+pub mod csi;
 pub mod devices;
 pub mod fixtures;
 

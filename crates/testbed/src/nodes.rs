@@ -47,6 +47,25 @@ impl Testbed {
     }
 }
 
+impl Testbed {
+    /// Mints (once; later calls return the same file) a kubeconfig for a
+    /// client-certificate identity `user` in `groups`, under
+    /// `<dir>/users/<user>`: for tools that should show up in the
+    /// apiserver's accounting under their own name (RBAC bindings are the
+    /// caller's business).
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let out = self.dir().join("users").join(user.replace(':', "_"));
+        let path = out.join("kubeconfig");
+        if path.is_file() {
+            return Ok(path);
+        }
+        let orgs = groups.iter().map(|g| (*g).to_owned()).collect();
+        let client = self.ca()?.mint(&out, "client", &Usage::Client { cn: user.to_owned(), orgs })?;
+        kubeconfig::write(&path, &self.server(), &self.ca_cert(), user, &client)?;
+        Ok(path)
+    }
+}
+
 /// The host's primary (default-route) address, for node IPs: the apiserver
 /// refuses to proxy to loopback addresses (`nodes/proxy`), so test nodes do not
 /// use 127.0.0.1. Falls back to 127.0.0.1 when the host has no route.

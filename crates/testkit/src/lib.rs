@@ -13,6 +13,7 @@ pub mod kubelet_api;
 mod namespace;
 pub mod node;
 pub mod pods;
+pub mod slowfs;
 pub mod wait;
 
 use std::path::PathBuf;

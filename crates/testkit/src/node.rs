@@ -19,6 +19,21 @@ pub const TEST_EVICTION_HARD: &str = "memory.available<100Mi,nodefs.available<1%
 /// How long a node may take to become Ready after its process starts.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How to start a node beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables of the process.
+    pub env: Vec<(String, String)>,
+    /// Start without `--tls-cert-file`/`--tls-private-key-file` (e.g. for
+    /// `--rotate-server-certificates`, which excludes them).
+    pub no_static_tls: bool,
+    /// The node's root directory (`--root-dir`), e.g. one with a test
+    /// filesystem mounted in it; by default a new temporary directory.
+    pub root_dir: Option<PathBuf>,
+}
+
 /// A wasmlet node: the process, its root directory and log.
 pub struct WasmletNode {
     /// The node name (unique per test run).
@@ -33,6 +48,8 @@ pub struct WasmletNode {
     log: PathBuf,
     kubeconfig: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
+    static_tls: bool,
     admin_kubeconfig: PathBuf,
     registry: String,
     ca: PathBuf,
@@ -50,6 +67,12 @@ impl WasmletNode {
 
     /// Like [`start`](Self::start), with extra command-line arguments.
     pub async fn start_with(bin: impl AsRef<Path>, prefix: &str, extra: &[&str]) -> Self {
+        let options = Options { args: extra.iter().map(|s| s.to_string()).collect(), ..Options::default() };
+        Self::start_with_options(bin, prefix, options).await
+    }
+
+    /// Like [`start`](Self::start), with [`Options`].
+    pub async fn start_with_options(bin: impl AsRef<Path>, prefix: &str, options: Options) -> Self {
         let bin = bin.as_ref();
         let tb = testbed().await;
         let suffix: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(5).map(char::from).collect();
@@ -61,11 +84,13 @@ impl WasmletNode {
             name,
             port: free_port(),
             ip,
-            root: dir.path().join("root"),
+            root: options.root_dir.clone().unwrap_or_else(|| dir.path().join("root")),
             bin: bin.to_owned(),
             log: dir.path().join("wasmlet.log"),
             kubeconfig: creds.kubeconfig.clone(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra: options.args,
+            env: options.env,
+            static_tls: !options.no_static_tls,
             admin_kubeconfig: tb.admin_kubeconfig(),
             registry: tb.registry(),
             ca: tb.ca_cert(),
@@ -81,14 +106,18 @@ impl WasmletNode {
     fn spawn(&mut self, cert: &Path, key: &Path) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let err = log.try_clone().expect("log file");
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        if self.static_tls {
+            command
+                .arg(format!("--tls-cert-file={}", cert.display()))
+                .arg(format!("--tls-private-key-file={}", key.display()));
+        }
+        let child = command
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .arg(format!("--node-name={}", self.name))
             .arg(format!("--node-ip={}", self.ip))
             .arg(format!("--root-dir={}", self.root.display()))
             .arg(format!("--port={}", self.port))
-            .arg(format!("--tls-cert-file={}", cert.display()))
-            .arg(format!("--tls-private-key-file={}", key.display()))
             .arg(format!("--insecure-registries={}", self.registry))
             .arg(format!("--registry-ca-file={}", self.ca.display()))
             .args(&self.extra)
@@ -103,6 +132,7 @@ impl WasmletNode {
                 "WASMLET_EVICTION_HARD",
                 std::env::var("WASMLET_EVICTION_HARD").unwrap_or_else(|_| TEST_EVICTION_HARD.into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

@@ -41,4 +41,7 @@ pub use env::{EnvContext, EnvError, resolve_env};
 pub use mounts::MountError;
 pub use sources::{Kind, Object, PodSources, Snapshot, SourceError, Sources, Subscription};
 pub use token::{ApiTokens, Token, TokenError, TokenIssuer, TokenSpec};
-pub use volumes::{Config, PodVolumes, SetUpError, Usage, VolumeError, Volumes};
+pub use volumes::{
+    Config, ExternalError, ExternalMount, ExternalStats, ExternalVolumes, PodVolumes, SetUpError, Usage, VolumeError,
+    Volumes,
+};

@@ -1,6 +1,6 @@
-//! Wiring: node registration, heartbeats, the kubelet API, pod sync, the
-//! eviction manager, the plugin watcher with device plugins and DRA, and a
-//! two-phase shutdown.
+//! Wiring: node registration, heartbeats, the kubelet API, the plugin
+//! watcher with CSI, device plugins and DRA, pod sync and the eviction
+//! manager, and a two-phase shutdown.
 //!
 //! On SIGTERM or SIGINT: (1) pod sync stops — every pod's containers stop
 //! within their grace period (capped by [`SHUTDOWN_GRACE`]) and the record of
@@ -47,11 +47,6 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     identity.rotate(&settings, &tracker, late.clone());
     let client = identity.client.clone();
 
-    let runtime = wasmlet_runtime::Runtime::new(wasmlet_runtime::Config {
-        cache_dir: Some(settings.root_dir.join("cache").join("wasmtime")),
-        ..Default::default()
-    })
-    .context("starting the wasm runtime")?;
     let store = Store::open(settings.root_dir.join("images")).context("opening the image store")?;
     let clients = Clients::new(ClientOptions {
         insecure_registries: settings.insecure_registries.clone(),
@@ -72,6 +67,14 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let node_uid = node.metadata.uid.clone().context("the registered Node has no UID")?;
     let allocatable = allocatable(&node);
     tracing::info!(?allocatable, "node registered");
+    // After registration: the node-wide guard needs the Node's capacity.
+    let runtime = wasmlet_runtime::Runtime::new(wasmlet_runtime::Config {
+        cache_dir: Some(settings.root_dir.join("cache").join("wasmtime")),
+        node_memory_bytes: pods_memory(&node, &node_config.reserved),
+        node_policy: settings.guest_network.clone(),
+        ..Default::default()
+    })
+    .context("starting the wasm runtime")?;
 
     let network =
         wasmlet_network::PodNetwork::start(settings.pod_network.clone(), settings.node_ip, &tracker, late.clone())
@@ -84,7 +87,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid.clone()).run(health_rx, late.clone()));
 
-    let plugged = start_plugins(&settings, &client, &tracker, late.clone());
+    let csi =
+        wasmlet_csi::Csi::new(client.clone(), wasmlet_csi::Config::new(&settings.node_name, settings.root_dir.clone()));
+    csi.spawn(&tracker, late.clone());
+    let plugged = start_plugins(&settings, &client, &csi, &tracker, late.clone());
     let extended = plugged.devices.capacity();
 
     let sources = wasmlet_volumes::Sources::new(client.clone(), Default::default(), late.clone());
@@ -95,7 +101,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             token_refresh_fraction: settings.token_refresh_fraction,
             ..Default::default()
         },
-    );
+    )
+    .with_external(Arc::new(csi.volumes()));
     let metrics = Arc::new(wasmlet_metrics::Metrics::new());
     let compile_stats = runtime.clone();
     metrics.set_compile_source(move || {
@@ -141,7 +148,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             .stats(pods.stats_source(), wasmlet_metrics::Stats::new(Default::default()))
             .metrics(metrics.clone()),
     };
-    api::start(&settings, &identity, routes, &tracker, shutdown.clone(), late.clone()).await?;
+    api::start(&settings, &identity, routes, metrics.clone(), &tracker, late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
     tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure, extended));
@@ -222,11 +229,13 @@ fn node_config(s: &Settings) -> NodeConfig {
     c
 }
 
-/// Device plugins and DRA drivers: their managers and the plugin watcher
-/// on `<root-dir>/plugins_registry`, all stopping with `cancel`.
+/// Device plugins and DRA drivers: their managers, and the plugin watcher
+/// on `<root-dir>/plugins_registry` with them and CSI, all stopping with
+/// `cancel`.
 fn start_plugins(
     settings: &Settings,
     client: &kube::Client,
+    csi: &wasmlet_csi::Csi,
     tracker: &TaskTracker,
     cancel: CancellationToken,
 ) -> Arc<crate::resources::NodeResources> {
@@ -236,6 +245,7 @@ fn start_plugins(
     let dra_config = wasmlet_dra::Config::new(&settings.node_name, &settings.root_dir);
     let dra = wasmlet_dra::DraManager::new(Arc::new(wasmlet_dra::KubeApi(client.clone())), dra_config);
     let handlers = wasmlet_plugins::Handlers::new()
+        .with(wasmlet_plugins::CSI_PLUGIN, csi.handler())
         .with(wasmlet_plugins::DEVICE_PLUGIN, devices.handler())
         .with(wasmlet_plugins::DRA_PLUGIN, dra.handler());
     crate::plugins::spawn(settings, &devices, &dra, handlers, tracker, cancel.clone());
@@ -290,6 +300,18 @@ fn allocatable(node: &Node) -> Allocatable {
     }
 }
 
+/// The memory all guests together may use: the Node's memory capacity
+/// minus the reserved memory (kube- and system-reserved). This is the limit
+/// upstream puts on the `kubepods` cgroup (with the default
+/// `--enforce-node-allocatable=pods`): allocatable without the hard
+/// eviction threshold, so eviction acts before the guard does. `None` when
+/// the Node reports no memory capacity.
+fn pods_memory(node: &Node, reserved: &wasmlet_node::Reserved) -> Option<u64> {
+    let capacity = node.status.as_ref()?.capacity.as_ref()?.get("memory")?;
+    let bytes = u64::try_from(quantity::units(&capacity.0).ok()?).ok()?;
+    Some(bytes.saturating_sub(reserved.memory_bytes)).filter(|&b| b > 0)
+}
+
 /// First SIGTERM/SIGINT: graceful shutdown. Second (before `done`): exit at once.
 async fn signals(shutdown: CancellationToken, done: CancellationToken) {
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
@@ -309,4 +331,27 @@ async fn signals(shutdown: CancellationToken, done: CancellationToken) {
     }
     tracing::warn!("second signal: exiting without waiting");
     std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    use super::*;
+
+    fn node(memory: Option<&str>) -> Node {
+        let mut node = Node::default();
+        let capacity = memory.map(|m| [("memory".to_owned(), Quantity(m.to_owned()))].into());
+        node.status = Some(k8s_openapi::api::core::v1::NodeStatus { capacity, ..Default::default() });
+        node
+    }
+
+    #[test]
+    fn pods_memory_is_capacity_minus_reserved() {
+        let reserved = wasmlet_node::Reserved { memory_bytes: 1 << 30, ..Default::default() };
+        assert_eq!(pods_memory(&node(Some("8Gi")), &reserved), Some(7 << 30));
+        assert_eq!(pods_memory(&node(Some("8Gi")), &Default::default()), Some(8 << 30));
+        assert_eq!(pods_memory(&node(Some("512Mi")), &reserved), None, "nothing left: no cap rather than zero");
+        assert_eq!(pods_memory(&node(None), &reserved), None);
+    }
 }

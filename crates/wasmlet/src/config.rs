@@ -151,6 +151,18 @@ pub(crate) struct Args {
     #[arg(long, env = "WASMLET_CDI_SPEC_DIRS")]
     #[serde(deserialize_with = "list_from_seq")]
     pub(crate) cdi_spec_dirs: Option<String>,
+    /// The most any guest may connect to, CIDRs or IPs, comma-separated, or
+    /// `none` (default: everything). Destinations on the node itself are
+    /// refused on top of it.
+    #[arg(long = "guest-outbound-cidrs", env = "WASMLET_GUEST_OUTBOUND_CIDRS")]
+    #[serde(rename = "guestOutboundCIDRs", deserialize_with = "list_from_seq")]
+    pub(crate) guest_outbound_cidrs: Option<String>,
+    /// Node-local destinations (loopback, the node's IPs, link-local,
+    /// metadata endpoints) guests may reach anyway, CIDRs or IPs,
+    /// comma-separated, e.g. a NodeLocal DNSCache `169.254.20.10` (default: none).
+    #[arg(long, env = "WASMLET_ALLOWED_NODE_LOCAL_DESTINATIONS")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) allowed_node_local_destinations: Option<String>,
 }
 
 /// The validated settings.
@@ -173,6 +185,9 @@ pub(crate) struct Settings {
     pub(crate) eviction: wasmlet_eviction::Config,
     pub(crate) reserved: wasmlet_node::Reserved,
     pub(crate) devices: devices::Devices,
+    /// Where guests may connect: the node's limits (`--guest-outbound-cidrs`,
+    /// `--allowed-node-local-destinations`).
+    pub(crate) guest_network: wasmlet_runtime::NodePolicy,
 }
 
 /// An invalid setting.
@@ -231,7 +246,9 @@ impl Args {
             system_reserved,
             kube_reserved,
             device_plugin_stop_grace_period,
-            cdi_spec_dirs
+            cdi_spec_dirs,
+            guest_outbound_cidrs,
+            allowed_node_local_destinations
         );
         Ok(self)
     }
@@ -310,6 +327,16 @@ impl Args {
             self.cdi_spec_dirs.as_deref(),
             &root_dir,
         )?;
+        let pod_interface = match &pod_network {
+            wasmlet_network::Mode::Addresses { interface } => Some(interface.clone()),
+            wasmlet_network::Mode::Host => None,
+        };
+        let guest_network = network::parse(
+            self.guest_outbound_cidrs.as_deref(),
+            self.allowed_node_local_destinations.as_deref(),
+            node_ip,
+            pod_interface,
+        )?;
         let token_refresh_fraction = self.token_refresh_fraction.unwrap_or(0.8);
         if !(0.01..=1.0).contains(&token_refresh_fraction) {
             return Err(invalid("--token-refresh-fraction must be between 0.01 and 1"));
@@ -332,6 +359,7 @@ impl Args {
             eviction,
             reserved,
             devices,
+            guest_network,
         })
     }
 }
@@ -458,6 +486,7 @@ fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 
 mod devices;
 mod eviction;
+mod network;
 mod security;
 
 pub(crate) use security::AuthorizationMode;

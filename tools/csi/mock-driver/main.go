@@ -27,6 +27,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -42,8 +43,46 @@ import (
 // one. It can also stop advertising STAGE_UNSTAGE_VOLUME.
 type mock struct {
 	service.Service
-	name  string
-	stage bool
+	name    string
+	stage   bool
+	dataDir string
+}
+
+// NodePublishVolume, with --data-dir, turns the target directory upstream's
+// mock creates into a symbolic link to <data-dir>/<volume ID>, so that what a
+// pod writes outlives the publication (upstream's mock keeps no data).
+func (m mock) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	resp, err := m.Service.NodePublishVolume(ctx, req)
+	if err != nil || m.dataDir == "" {
+		return resp, err
+	}
+	data := filepath.Join(m.dataDir, filepath.Base(req.GetVolumeId()))
+	if err := os.MkdirAll(data, 0o777); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	target := req.GetTargetPath()
+	if fi, err := os.Lstat(target); err == nil && fi.IsDir() {
+		if err := os.Remove(target); err != nil { // only an empty directory
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+	}
+	if err := os.Symlink(data, target); err != nil && !os.IsExist(err) {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return resp, nil
+}
+
+// NodeUnpublishVolume removes the link before upstream's mock removes the
+// target (so the data stays).
+func (m mock) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	if m.dataDir != "" {
+		if fi, err := os.Lstat(req.GetTargetPath()); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if err := os.Remove(req.GetTargetPath()); err != nil {
+				return nil, status.Error(codes.Internal, err.Error())
+			}
+		}
+	}
+	return m.Service.NodeUnpublishVolume(ctx, req)
 }
 
 func (m mock) GetPluginInfo(ctx context.Context, req *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
@@ -159,6 +198,7 @@ func main() {
 	permissive := flag.Bool("permissive-target-path", false, "upstream's PermissiveTargetPath (in v1.36.3 an existing target path is accepted either way)")
 	attachLimit := flag.Int64("attach-limit", 0, "max_volumes_per_node in NodeGetInfo (0: none)")
 	topology := flag.Bool("enable-topology", false, "advertise the topology key "+service.TopologyKey)
+	dataDir := flag.String("data-dir", "", "keep each volume's contents in <data-dir>/<volume ID>: NodePublishVolume links the target there (empty: upstream's plain directory)")
 	logFile := flag.String("log-file", "", "append the call log to this file (default: stderr)")
 	flag.Parse()
 	if *csiSock == "" {
@@ -181,7 +221,7 @@ func main() {
 	}
 
 	m := mock{service.New(service.Config{DriverName: *nodeID, DisableAttach: *disableAttach, AttachLimit: *attachLimit,
-		PermissiveTargetPath: *permissive, EnableTopology: *topology}), *name, *stage}
+		PermissiveTargetPath: *permissive, EnableTopology: *topology}), *name, *stage, *dataDir}
 	drv := driver.NewCSIDriver(&driver.CSIDriverServers{Controller: m, Identity: m, Node: m})
 	if err := drv.Start(listen(*csiSock), calls.interceptor("csi")); err != nil {
 		log.Fatal(err)

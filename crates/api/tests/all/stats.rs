@@ -1,4 +1,4 @@
-//! `/stats/summary`, `/metrics/resource` and `/metrics` through the router,
+//! `/stats/summary`, `/metrics/resource`, `/metrics/cadvisor` and `/metrics` through the router,
 //! with a fake stats source.
 
 use std::sync::Arc;
@@ -42,6 +42,8 @@ impl StatsSource for Source {
                 time: at(1_800_000_000),
                 cpu_nanos: 1_500_000_000,
                 memory_bytes: 4 << 20,
+                memory_peak_bytes: 6 << 20,
+                oom_kills: 2,
                 memory_limit_bytes: None,
                 running: true,
             }],
@@ -61,9 +63,13 @@ fn full() -> Router {
 #[tokio::test]
 async fn without_sources_the_routes_are_404() {
     let app = app(Telemetry::new());
-    for (method, path) in
-        [("GET", "/stats/summary"), ("POST", "/stats/summary"), ("GET", "/metrics/resource"), ("GET", "/metrics")]
-    {
+    for (method, path) in [
+        ("GET", "/stats/summary"),
+        ("POST", "/stats/summary"),
+        ("GET", "/metrics/resource"),
+        ("GET", "/metrics/cadvisor"),
+        ("GET", "/metrics"),
+    ] {
         let (status, _, body) = send(&app, method, path).await;
         assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, "404 page not found\n"), "{method} {path}");
     }
@@ -77,6 +83,7 @@ async fn each_source_serves_only_its_routes() {
     let stats_only = app(Telemetry::new().stats(Arc::new(Source), Stats::default()));
     assert_eq!(send(&stats_only, "GET", "/stats/summary").await.0, StatusCode::OK);
     assert_eq!(send(&stats_only, "GET", "/metrics/resource").await.0, StatusCode::OK);
+    assert_eq!(send(&stats_only, "GET", "/metrics/cadvisor").await.0, StatusCode::OK);
     assert_eq!(send(&stats_only, "GET", "/metrics").await.0, StatusCode::NOT_FOUND);
 }
 
@@ -116,6 +123,23 @@ async fn resource_metrics_are_prometheus_text() {
         "{body}"
     );
     assert_eq!(lines.last(), Some(&"scrape_error 0"));
+}
+
+#[tokio::test]
+async fn cadvisor_metrics_carry_the_memory_peak_and_oom_events() {
+    let (status, content_type, body) = send(&full(), "GET", "/metrics/cadvisor").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let labels = "{container=\"app\",namespace=\"demo\",pod=\"web-0\"}";
+    let lines: Vec<&str> = body.lines().collect();
+    for line in [
+        format!("container_memory_max_usage_bytes{labels} 6.291456e+06 1800000000000"),
+        format!("container_memory_working_set_bytes{labels} 4.194304e+06 1800000000000"),
+        format!("container_oom_events_total{labels} 2 1800000000000"),
+        format!("container_spec_memory_limit_bytes{labels} 0"),
+    ] {
+        assert!(lines.contains(&line.as_str()), "{line} missing in {body}");
+    }
 }
 
 #[tokio::test]

@@ -23,6 +23,8 @@ fn recorded_values_are_rendered() {
     metrics.eviction("allocatableMemory.available");
     metrics.eviction("allocatableMemory.available");
     metrics.eviction("nodefs.available");
+    metrics.server_certificate_renew_error();
+    metrics.kubelet_api_start_error("bind");
     metrics.set_compile_source(|| CompileCounts { compiles: 3, cache_hits: 7, failures: 1 });
     let text = metrics.render();
     let lines = lines(&text);
@@ -44,6 +46,8 @@ fn recorded_values_are_rendered() {
         "# TYPE kubelet_evictions counter",
         "kubelet_evictions_total{eviction_signal=\"allocatableMemory.available\"} 2",
         "kubelet_evictions_total{eviction_signal=\"nodefs.available\"} 1",
+        "wasmlet_server_expiration_renew_errors_total 1",
+        "wasmlet_kubelet_api_start_errors_total{step=\"bind\"} 1",
     ] {
         assert!(lines.contains(&expected), "{expected:?} missing from:\n{text}");
     }

@@ -3,6 +3,7 @@
 //! timestamps, so rates are exact).
 
 mod agent;
+mod cadvisor;
 mod resource;
 mod summary;
 
@@ -72,12 +73,14 @@ impl Fake {
                 },
             }),
         };
-        let container = |name: &str, cpu_nanos, memory_bytes, running| ContainerSample {
+        let container = |name: &str, cpu_nanos, memory_bytes: u64, running: bool| ContainerSample {
             name: name.into(),
             start_time: at(-30.0),
             time,
             cpu_nanos,
             memory_bytes,
+            memory_peak_bytes: memory_bytes + (1 << 20),
+            oom_kills: u64::from(!running),
             memory_limit_bytes: Some(64 << 20),
             running,
         };

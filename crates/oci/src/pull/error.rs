@@ -112,6 +112,48 @@ pub enum Error {
         #[source]
         source: layer::Error,
     },
+    /// A part of the image is larger than the node accepts
+    /// ([`crate::PullLimits`]).
+    #[error("{reference}: the image {what} is {size} bytes or more, over the node's limit of {limit} bytes")]
+    TooLarge {
+        /// The normalized reference.
+        reference: String,
+        /// `manifest`, `config`, `layer` or `wasm file`.
+        what: &'static str,
+        /// Its size as declared, or as far as it was read.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A layer's body is longer than its descriptor's size (reading stopped
+    /// there).
+    #[error("{reference}: layer {digest} holds more than the {declared} bytes its manifest declares")]
+    LayerSize {
+        /// The normalized reference.
+        reference: String,
+        /// The layer.
+        digest: String,
+        /// The size in the manifest.
+        declared: u64,
+    },
+    /// Writing the layer would leave the store's disk with less free space
+    /// than [`crate::PullLimits::min_free_disk_bytes`].
+    #[error(
+        "{reference}: not enough disk space for layer {digest} of {size} bytes: {available} bytes free, \
+         {reserve} must stay free"
+    )]
+    NoSpace {
+        /// The normalized reference.
+        reference: String,
+        /// The layer.
+        digest: String,
+        /// Its declared size.
+        size: u64,
+        /// Free bytes on the store's filesystem.
+        available: u64,
+        /// What must remain free.
+        reserve: u64,
+    },
     /// Any other registry or network failure.
     #[error("{reference}: registry request failed")]
     Registry {
@@ -148,6 +190,9 @@ impl Error {
             Self::UnsupportedDigest { .. } => "unsupported_digest",
             Self::Config { .. } => "config",
             Self::Layer { .. } => "layer",
+            Self::TooLarge { .. } => "too_large",
+            Self::LayerSize { .. } => "layer_size",
+            Self::NoSpace { .. } => "no_space",
             Self::Registry { .. } => "registry",
             Self::Store { .. } => "store",
         }

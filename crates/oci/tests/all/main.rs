@@ -2,4 +2,5 @@
 //! Tests against a real registry live with the project's test bed.
 
 mod fake_registry;
+mod limits;
 mod pull;

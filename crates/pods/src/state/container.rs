@@ -16,9 +16,10 @@ use k8s_openapi::jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use wasmlet_runtime::{Exit, ExitReason, HttpSpec, StartError, World};
 
-use super::{State, Terminal, Transition, edges};
+use super::{Seal, State, Terminal, Transition, edges, states};
 use crate::events::reason;
 use crate::images::{ImageError, Pulled};
+use crate::oom_events::RequestOoms;
 use crate::prober::{self, Prober};
 use crate::record::{ContainerState, Terminated};
 use crate::worker::{ContainerWorker, Role};
@@ -46,6 +47,15 @@ async fn stop(run: &mut GuestRun<'_>, guest_stop: &CancellationToken, grace: Dur
     }
 }
 
+/// The next count of a server's requests stopped at the memory limit;
+/// never, for a guest that is not a server.
+async fn request_ooms(ooms: &mut Option<RequestOoms>) -> u64 {
+    match ooms {
+        Some(ooms) => ooms.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The pod's own grace period (`terminationGracePeriodSeconds`, default 30 s).
 fn spec_grace(pod: &k8s_openapi::api::core::v1::Pod) -> Duration {
     let seconds = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
@@ -56,7 +66,7 @@ fn spec_grace(pod: &k8s_openapi::api::core::v1::Pod) -> Duration {
 const ERR_IMAGE_PULL_HOLD: Duration = Duration::from_secs(2);
 
 /// Making the image available.
-pub struct Pulling;
+pub struct Pulling(Seal);
 /// Waiting before trying again (image pull back-off, configuration errors).
 pub struct Retry {
     reason: &'static str,
@@ -80,10 +90,11 @@ pub struct CrashBackOff {
     delay: Duration,
 }
 /// Stopped by the pod (deletion, deadline, agent shutdown).
-pub struct Stopped;
+pub struct Stopped(Seal);
 /// Ended and will not run again.
-pub struct Completed;
+pub struct Completed(Seal);
 
+states!(Pulling, Retry, Starting, Running, Exited, CrashBackOff, Stopped, Completed);
 edges!(
     Pulling => Starting, Retry, Stopped;
     Retry => Pulling, Stopped;
@@ -103,9 +114,41 @@ pub(crate) fn start_state(w: &ContainerWorker) -> Box<dyn State<ContainerWorker>
             let ran = t.started_at.map_or(Duration::ZERO, |s| duration(s, t.finished_at));
             Box::new(Exited { ran })
         }
-        _ => Box::new(Pulling),
+        _ => Box::new(Pulling(Seal)),
     }
 }
+
+/// Records that the agent's task for this container panicked with `text`:
+/// the container ends as a failed run (`Error`), so that its machine,
+/// started again from the record ([`start_state`]), applies the restart
+/// policy. Runs after the panicking future (and the guest's run in it) was
+/// dropped; must not panic itself.
+pub(crate) fn panicked(w: &mut ContainerWorker, text: &str) {
+    let name = w.name().to_owned();
+    w.attempts.ended(&name);
+    let now = Timestamp::now();
+    let message = format!("the agent's task for this container panicked: {text}");
+    w.update(|c| {
+        let started_at = match &c.state {
+            ContainerState::Running { started_at } => Some(*started_at),
+            _ => None,
+        };
+        c.state = ContainerState::Terminated(Terminated {
+            exit_code: PANIC_EXIT_CODE,
+            reason: "Error".into(),
+            message: Some(message),
+            started_at,
+            finished_at: now,
+            container_id: c.container_id.clone(),
+        });
+        c.ready = false;
+        c.started = false;
+    });
+}
+
+/// The exit code of a container whose agent task panicked (no guest exit
+/// code exists; any non-zero code makes `OnFailure` restart it).
+pub(crate) const PANIC_EXIT_CODE: i32 = 255;
 
 impl State<ContainerWorker> for Pulling {
     fn name(&self) -> &'static str {
@@ -115,7 +158,7 @@ impl State<ContainerWorker> for Pulling {
     fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
         Box::pin(async move {
             if w.stop_requested().is_some() {
-                return Transition::next(self, Stopped);
+                return Transition::next(self, Stopped(Seal));
             }
             let image = w.image().to_owned();
             let policy = w.spec.image_pull_policy.clone().unwrap_or_default();
@@ -125,7 +168,7 @@ impl State<ContainerWorker> for Pulling {
             let pull_started = Instant::now();
             let result = tokio::select! {
                 r = shared.images.ensure(&image, &policy, &auths) => r,
-                _ = w.stopped() => return Transition::next(self, Stopped),
+                _ = w.stopped() => return Transition::next(self, Stopped(Seal)),
             };
             if result.as_ref().map_or(true, |p| p.pulled_in.is_some()) {
                 shared.metrics.image_pull(pull_started.elapsed(), result.is_ok());
@@ -184,7 +227,7 @@ impl State<ContainerWorker> for Retry {
                 // sync before the back-off reason replaces it.
                 let hold = ERR_IMAGE_PULL_HOLD.min(delay);
                 if w.sleep_or_stop(hold).await.is_some() {
-                    return Transition::next(self, Stopped);
+                    return Transition::next(self, Stopped(Seal));
                 }
                 delay -= hold;
                 let pod = w.pod.clone();
@@ -193,8 +236,8 @@ impl State<ContainerWorker> for Retry {
             let (reason, message) = (self.reason.to_owned(), self.message.clone());
             w.update(|c| c.state = ContainerState::Waiting { reason, message: Some(message) });
             match w.sleep_or_stop(delay).await {
-                None => Transition::next(self, Pulling),
-                Some(_) => Transition::next(self, Stopped),
+                None => Transition::next(self, Pulling(Seal)),
+                Some(_) => Transition::next(self, Stopped(Seal)),
             }
         })
     }
@@ -220,7 +263,7 @@ impl State<ContainerWorker> for Starting {
             match guest::prepare(w, &self.image, env, mounts).await {
                 Ok(guest) => {
                     if w.stop_requested().is_some() {
-                        return Transition::next(self, Stopped);
+                        return Transition::next(self, Stopped(Seal));
                     }
                     Transition::next(self, Running { guest: std::sync::Arc::new(guest) })
                 }
@@ -278,16 +321,23 @@ impl State<ContainerWorker> for Running {
                 (c.started, c.ready) = (false, false);
             });
             let spec = self.guest.spec(&attempt, stats, pod_ip);
-            let (mut run, bound): (GuestRun<'_>, _) = if self.guest.compiled.world() == World::HttpProxy {
+            let mut ooms = None;
+            let (run, bound): (GuestRun<'_>, _) = if self.guest.compiled.world() == World::HttpProxy {
                 // A server: probes start once every port is bound.
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let mut http = HttpSpec::new(spec, crate::sockets::http_listen(&w.spec, pod_ip));
                 http.drain = spec_grace(&w.pod);
                 http.ready = Some(tx);
+                let http_stats = wasmlet_runtime::HttpStats::new();
+                http.stats = Some(http_stats.clone());
+                ooms = Some(RequestOoms::new(move || http_stats.out_of_memory()));
                 (Box::pin(runtime.serve_http(&self.guest.compiled, http, guest_stop.clone())), Some(rx))
             } else {
                 (Box::pin(runtime.run(&self.guest.compiled, spec, guest_stop.clone())), None)
             };
+            #[cfg(debug_assertions)]
+            let run = crate::fault::inject(run, &name, w.snapshot().map_or(0, |c| c.restart_count));
+            let mut run = run;
             let outcome = 'run: {
                 if let Some(bound) = bound {
                     tokio::select! {
@@ -305,6 +355,10 @@ impl State<ContainerWorker> for Running {
                 loop {
                     tokio::select! {
                         outcome = &mut run => break outcome,
+                        count = request_ooms(&mut ooms) => {
+                            let note = crate::oom_events::note(&name, count, self.guest.memory_limit());
+                            w.shared.events.warning(&pod, Some(&name), reason::OOM_KILLING, note).await;
+                        }
                         event = prober.next() => {
                             if on_probe(w, &prober, event).await.is_some() {
                                 // A failed liveness or startup probe: stop the guest now.
@@ -350,10 +404,10 @@ impl State<ContainerWorker> for Exited {
     fn next<'a>(self: Box<Self>, w: &'a mut ContainerWorker) -> Step<'a> {
         Box::pin(async move {
             if w.stop_requested().is_some() {
-                return Transition::next(self, Stopped);
+                return Transition::next(self, Stopped(Seal));
             }
             let Some(ContainerState::Terminated(t)) = w.snapshot().map(|c| c.state) else {
-                return Transition::next(self, Completed);
+                return Transition::next(self, Completed(Seal));
             };
             let policy = w.pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
             let restart = match (w.role, policy) {
@@ -364,7 +418,7 @@ impl State<ContainerWorker> for Exited {
             };
             if !restart {
                 release(w);
-                return Transition::next(self, Completed);
+                return Transition::next(self, Completed(Seal));
             }
             let delay = w.crash_backoff.failure(self.ran);
             let waiting = if delay.is_zero() {
@@ -386,7 +440,7 @@ impl State<ContainerWorker> for Exited {
             });
             w.shared.metrics.container_restarted();
             if delay.is_zero() {
-                Transition::next(self, Pulling)
+                Transition::next(self, Pulling(Seal))
             } else {
                 Transition::next(self, CrashBackOff { delay })
             }
@@ -405,8 +459,8 @@ impl State<ContainerWorker> for CrashBackOff {
             let note = format!("Back-off restarting failed container {} in pod {}", w.name(), w.pod_ref());
             w.shared.events.warning(&pod, Some(w.name()), reason::BACK_OFF, note).await;
             match w.sleep_or_stop(self.delay).await {
-                None => Transition::next(self, Pulling),
-                Some(_) => Transition::next(self, Stopped),
+                None => Transition::next(self, Pulling(Seal)),
+                Some(_) => Transition::next(self, Stopped(Seal)),
             }
         })
     }
@@ -532,6 +586,11 @@ async fn on_probe(w: &ContainerWorker, prober: &Prober, event: prober::Event) ->
         prober::Event::Failed { kind, message } => {
             let note = format!("{} probe failed: {message}", kind.title());
             w.shared.events.warning(&pod, Some(&name), reason::UNHEALTHY, note).await;
+            None
+        }
+        prober::Event::Warning { kind, message } => {
+            let note = format!("{} probe warning: {message}", kind.title());
+            w.shared.events.warning(&pod, Some(&name), reason::PROBE_WARNING, note).await;
             None
         }
         prober::Event::Kill { kind, .. } => {

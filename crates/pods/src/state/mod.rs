@@ -4,13 +4,29 @@
 //! a container worker). Its `next` method does the state's work and returns
 //! the following state through [`Transition::next`], which only compiles when
 //! `From: TransitionTo<To>` — the edge is declared in [`pod`] or
-//! [`container`]. An illegal edge is a compile error, not a runtime check:
-//! `tests/compile-fail` proves it (the idea comes from Krustlet's krator).
+//! [`container`]. An illegal edge is a compile error, not a runtime check
+//! (the idea comes from Krustlet's krator).
+//!
+//! # Sealed
+//!
+//! Nothing else can make a transition:
+//!
+//! - [`Transition`] has no public variant or field: its only constructors
+//!   are [`Transition::next`] (a declared edge) and [`Transition::done`]
+//!   (a [`Terminal`] state).
+//! - a state cannot be built outside its module: unit states carry a
+//!   private field, the others have private fields, and the machines are
+//!   entered through `pod::start` / `container::start_state`.
+//! - [`State`], [`TransitionTo`] and [`Terminal`] are sealed (a private
+//!   supertrait), so no other crate can add a state or an edge.
+//!
+//! `crates/pods/tests/compile_fail.rs` proves each point on stable Rust:
+//! it compiles the programs in `crates/pods/tests/compile-fail/` with
+//! `trybuild` and compares the compiler's messages with the `.stderr`
+//! files next to them.
 //!
 //! [`drive`] runs a machine from a start state until a state returns
-//! [`Transition::Done`].
-//!
-//! # Compile-time checks
+//! [`Transition::done`].
 //!
 //! A declared edge builds:
 //!
@@ -28,71 +44,24 @@
 //!     Transition::done(from)
 //! }
 //! ```
-//!
-//! A finished pod cannot run again (error E0277: `Finished: TransitionTo<Running>`
-//! is not satisfied):
-//!
-//! ```compile_fail,E0277
-//! use wasmlet_pods::PodWorker;
-//! use wasmlet_pods::state::{Transition, pod};
-//!
-//! fn rerun(from: Box<pod::Finished>, to: pod::Running) -> Transition<PodWorker> {
-//!     Transition::next(from, to)
-//! }
-//! ```
-//!
-//! A rejected pod cannot start:
-//!
-//! ```compile_fail,E0277
-//! use wasmlet_pods::PodWorker;
-//! use wasmlet_pods::state::{Transition, pod};
-//!
-//! fn start(from: Box<pod::Rejected>, to: pod::Starting) -> Transition<PodWorker> {
-//!     Transition::next(from, to)
-//! }
-//! ```
-//!
-//! A running pod cannot skip termination and be deleted:
-//!
-//! ```compile_fail,E0277
-//! use wasmlet_pods::PodWorker;
-//! use wasmlet_pods::state::{Transition, pod};
-//!
-//! fn delete(from: Box<pod::Running>, to: pod::Deleting) -> Transition<PodWorker> {
-//!     Transition::next(from, to)
-//! }
-//! ```
-//!
-//! A running pod's machine cannot just end (only terminal states may):
-//!
-//! ```compile_fail,E0277
-//! use wasmlet_pods::PodWorker;
-//! use wasmlet_pods::state::{Transition, pod};
-//!
-//! fn vanish(from: Box<pod::Running>) -> Transition<PodWorker> {
-//!     Transition::done(from)
-//! }
-//! ```
-//!
-//! A container that exited cannot run again without going through pulling
-//! (and its back-off):
-//!
-//! ```compile_fail,E0277
-//! use wasmlet_pods::ContainerWorker;
-//! use wasmlet_pods::state::{Transition, container};
-//!
-//! fn rerun(from: Box<container::Completed>, to: container::Pulling) -> Transition<ContainerWorker> {
-//!     Transition::next(from, to)
-//! }
-//! ```
 
 pub mod container;
 pub mod pod;
 
 use futures::future::BoxFuture;
 
+/// The supertrait that seals [`State`], [`TransitionTo`] and [`Terminal`]:
+/// public, in a private module, so only this module's children implement it.
+mod sealed {
+    #[allow(unreachable_pub, reason = "public so that public traits may name it; unreachable on purpose (sealed)")]
+    pub trait Sealed {}
+}
+
+/// The private field of the unit states: only their module builds them.
+struct Seal;
+
 /// One state of a machine whose context is `C`.
-pub trait State<C>: Send + 'static {
+pub trait State<C>: sealed::Sealed + Send + 'static {
     /// The state's name, for logs and status.
     fn name(&self) -> &'static str;
 
@@ -101,11 +70,17 @@ pub trait State<C>: Send + 'static {
 }
 
 /// Declares a legal edge `Self → Next`. Implemented only in this module's
-/// children, next to the states.
-pub trait TransitionTo<Next> {}
+/// children, next to the states (sealed).
+pub trait TransitionTo<Next>: sealed::Sealed {}
 
-/// What a state returns: the next state, or the end of the machine.
-pub enum Transition<C> {
+/// Marks the states a machine may end in (sealed).
+pub trait Terminal: sealed::Sealed {}
+
+/// What a state returns: the next state, or the end of the machine. Built
+/// only by [`Transition::next`] and [`Transition::done`].
+pub struct Transition<C>(Step<C>);
+
+enum Step<C> {
     /// Continue in this state.
     Next(Box<dyn State<C>>),
     /// The machine is finished.
@@ -120,7 +95,7 @@ impl<C> Transition<C> {
         To: State<C>,
     {
         drop(from);
-        Transition::Next(Box::new(to))
+        Transition(Step::Next(Box::new(to)))
     }
 
     /// Ends the machine from `from`; compiles only for states that may end it.
@@ -129,12 +104,9 @@ impl<C> Transition<C> {
         From: State<C> + Terminal,
     {
         drop(from);
-        Transition::Done
+        Transition(Step::Done)
     }
 }
-
-/// Marks the states a machine may end in.
-pub trait Terminal {}
 
 /// Runs a machine from `start` until it is done, reporting each state entered
 /// to `on_enter` (for logs and tests).
@@ -142,9 +114,9 @@ pub async fn drive<C: 'static>(ctx: &mut C, start: Box<dyn State<C>>, mut on_ent
     let mut state = start;
     loop {
         on_enter(state.name());
-        match state.next(ctx).await {
-            Transition::Next(next) => state = next,
-            Transition::Done => return,
+        match state.next(ctx).await.0 {
+            Step::Next(next) => state = next,
+            Step::Done => return,
         }
     }
 }
@@ -157,6 +129,14 @@ macro_rules! edges {
 }
 pub(crate) use edges;
 
+/// Declares the states of a machine (implements the seal): `states!(A, B);`
+macro_rules! states {
+    ($($state:ty),+ $(,)?) => {
+        $(impl $crate::state::sealed::Sealed for $state {})+
+    };
+}
+pub(crate) use states;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +145,7 @@ mod tests {
     struct A;
     struct B(u32);
     struct End;
+    states!(A, B, End);
     edges!(A => B; B => B, End);
     impl Terminal for End {}
 

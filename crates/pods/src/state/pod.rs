@@ -15,7 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{DeleteParams, Preconditions};
 
-use super::{State, Terminal, Transition, edges};
+use super::{Seal, State, Terminal, Transition, edges, states};
 use crate::admission::{self, Rejection, Requests};
 use crate::events::reason;
 use crate::record::{ContainerState, PodVerdict};
@@ -35,31 +35,32 @@ const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Deciding whether the pod may run here (or already ran).
-pub struct Admitting;
+pub struct Admitting(Seal);
 /// Not admitted: reported Failed with the reason.
 pub struct Rejected {
     rejection: Rejection,
 }
 /// Preparing the pod's environment and starting its containers.
-pub struct Starting;
+pub struct Starting(Seal);
 /// Init containers run one after the other; sidecars start and stay.
-pub struct Initializing;
+pub struct Initializing(Seal);
 /// Containers run (and restart) under the restart policy.
-pub struct Running;
+pub struct Running(Seal);
 /// Stopping every container (deletion, active deadline, object gone).
 pub struct Terminating {
     grace: Duration,
     verdict: Option<PodVerdict>,
 }
 /// Nothing runs; the status is final. Waits for the pod's deletion.
-pub struct Finished;
+pub struct Finished(Seal);
 /// Removing the pod object (grace 0, UID precondition).
-pub struct Deleting;
+pub struct Deleting(Seal);
 /// Removing the pod's local state.
-pub struct Cleanup;
+pub struct Cleanup(Seal);
 /// The agent stops: containers stop, the record is kept for the restart.
-pub struct ShuttingDown;
+pub struct ShuttingDown(Seal);
 
+states!(Admitting, Rejected, Starting, Initializing, Running, Terminating, Finished, Deleting, Cleanup, ShuttingDown);
 edges!(
     Admitting => Rejected, Starting, Finished, Terminating, ShuttingDown;
     Rejected => Finished;
@@ -71,6 +72,11 @@ edges!(
     Deleting => Cleanup;
 );
 impl Terminal for Cleanup {}
+
+/// Where a pod's machine starts.
+pub(crate) fn start() -> Box<dyn State<PodWorker>> {
+    Box::new(Admitting(Seal))
+}
 impl Terminal for ShuttingDown {}
 impl Terminal for Finished {}
 
@@ -82,14 +88,15 @@ impl State<PodWorker> for Admitting {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             if w.cancel.is_cancelled() {
-                return Transition::next(self, ShuttingDown);
+                return Transition::next(self, ShuttingDown(Seal));
             }
-            match recovery::recover(w) {
-                recovery::Recovered::Finished => return Transition::next(self, Finished),
+            let saved = crate::checkpoint::load_off_worker(w.dir.clone(), w.uid.clone()).await;
+            match recovery::recover(w, saved) {
+                recovery::Recovered::Finished => return Transition::next(self, Finished(Seal)),
                 recovery::Recovered::Resume => {
                     // It ran here before the agent restarted: it was admitted then.
                     register(w);
-                    return Transition::next(self, Starting);
+                    return Transition::next(self, Starting(Seal));
                 }
                 recovery::Recovered::New => {}
             }
@@ -97,7 +104,7 @@ impl State<PodWorker> for Admitting {
                 return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
             }
             let Some(spec) = w.pod.spec.as_ref() else {
-                return Transition::next(self, Finished);
+                return Transition::next(self, Finished(Seal));
             };
             let requests = Requests::of(spec);
             // As upstream's admit handlers: pressure, then devices, then resources.
@@ -117,7 +124,7 @@ impl State<PodWorker> for Admitting {
                 verdict
             };
             match verdict {
-                Ok(()) => Transition::next(self, Starting),
+                Ok(()) => Transition::next(self, Starting(Seal)),
                 Err(rejection) => Transition::next(self, Rejected { rejection }),
             }
         })
@@ -147,7 +154,7 @@ impl State<PodWorker> for Rejected {
                 r.start_time.get_or_insert(now);
                 r.verdict = Some(PodVerdict { phase: "Failed".into(), reason: Some(reason), message: Some(message) });
             });
-            Transition::next(self, Finished)
+            Transition::next(self, Finished(Seal))
         })
     }
 }
@@ -163,7 +170,7 @@ impl State<PodWorker> for Starting {
             w.update(|r| {
                 r.start_time.get_or_insert(now);
             });
-            if let Err(e) = std::fs::create_dir_all(w.dir.join("logs")) {
+            if let Err(e) = tokio::fs::create_dir_all(w.dir.join("logs")).await {
                 tracing::warn!(error = %e, "creating the pod directory failed");
             }
             // The pod's address, then its volumes: each retried (the podCIDR may
@@ -224,7 +231,7 @@ impl State<PodWorker> for Starting {
             }
             w.update(|r| r.sandbox_ready = true);
             w.sync_status().await;
-            Transition::next(self, Initializing)
+            Transition::next(self, Initializing(Seal))
         })
     }
 }
@@ -240,7 +247,7 @@ impl Stop {
     fn transition(self, from: Box<Starting>) -> Transition<PodWorker> {
         match self {
             Stop::Gone | Stop::Deleted => Transition::next(from, Terminating { grace: Duration::ZERO, verdict: None }),
-            Stop::Shutdown => Transition::next(from, ShuttingDown),
+            Stop::Shutdown => Transition::next(from, ShuttingDown(Seal)),
         }
     }
 }
@@ -318,7 +325,7 @@ impl State<PodWorker> for Initializing {
                 }
                 loop {
                     if w.cancel.is_cancelled() {
-                        return Transition::next(self, ShuttingDown);
+                        return Transition::next(self, ShuttingDown(Seal));
                     }
                     if !w.refresh() {
                         return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
@@ -359,7 +366,7 @@ impl State<PodWorker> for Initializing {
             });
             w.sync_status().await;
             spawn::containers(w);
-            Transition::next(self, Running)
+            Transition::next(self, Running(Seal))
         })
     }
 }
@@ -378,7 +385,7 @@ impl State<PodWorker> for Running {
             resync.tick().await;
             loop {
                 if w.cancel.is_cancelled() {
-                    return Transition::next(self, ShuttingDown);
+                    return Transition::next(self, ShuttingDown(Seal));
                 }
                 let alive = w.refresh();
                 if !alive {
@@ -397,7 +404,7 @@ impl State<PodWorker> for Running {
                     w.stop_all(grace, STOP_SLACK).await;
                     w.release_resources().await;
                     w.sync_status().await;
-                    return Transition::next(self, Finished);
+                    return Transition::next(self, Finished(Seal));
                 }
                 let dirty = w.dirty.clone();
                 let cancel = w.cancel.clone();
@@ -426,7 +433,7 @@ impl State<PodWorker> for Running {
                     }
                     _ = resync.tick() => {
                         w.sync_status().await;
-                        if let Some(verdict) = over_size_limit(w) {
+                        if let Some(verdict) = over_size_limit(w).await {
                             let pod = w.pod.clone();
                             let note = verdict.message.clone().unwrap_or_default();
                             w.shared.events.warning(&pod, None, "Evicted", note).await;
@@ -457,9 +464,10 @@ async fn evicted(w: &mut PodWorker) -> Option<Terminating> {
 
 /// An emptyDir over its `sizeLimit` evicts the pod, as upstream's eviction
 /// manager does (a memory-backed one cannot grow past it: its tmpfs is that big).
-fn over_size_limit(w: &PodWorker) -> Option<PodVerdict> {
+/// The walk runs on the blocking pool.
+async fn over_size_limit(w: &PodWorker) -> Option<PodVerdict> {
     let volumes = w.volumes.as_ref()?;
-    let over = volumes.usage().into_iter().find(|u| u.limit.is_some_and(|l| u.bytes > l))?;
+    let over = volumes.usage_off_worker().await.into_iter().find(|u| u.limit.is_some_and(|l| u.bytes > l))?;
     let limit = wasmlet_quantity::bytes(over.limit.unwrap_or_default()).0;
     Some(PodVerdict {
         phase: "Failed".into(),
@@ -490,7 +498,7 @@ impl State<PodWorker> for Terminating {
             if let Some(verdict) = self.verdict.clone() {
                 w.update(|r| r.verdict = Some(verdict));
             }
-            Transition::next(self, Finished)
+            Transition::next(self, Finished(Seal))
         })
     }
 }
@@ -508,19 +516,27 @@ impl State<PodWorker> for Finished {
             // Nothing runs any more: the address goes back to the pool (the
             // status keeps reporting it, as upstream does).
             w.shared.network.detach(&w.uid).await;
+            // Volumes other components provide (CSI) are released once nothing
+            // runs, and before the final delete, as upstream.
+            let mut released = false;
             loop {
                 let alive = w.refresh();
                 w.sync_status().await;
-                if !alive {
-                    return Transition::next(self, Cleanup);
+                if !released {
+                    released = release_volumes(w).await;
                 }
-                if w.pod.metadata.deletion_timestamp.is_some() {
-                    return Transition::next(self, Deleting);
+                if !alive {
+                    return Transition::next(self, Cleanup(Seal));
+                }
+                if released && w.pod.metadata.deletion_timestamp.is_some() {
+                    // The final record is on disk before the object goes.
+                    w.flush_checkpoint().await;
+                    return Transition::next(self, Deleting(Seal));
                 }
                 let cancel = w.cancel.clone();
                 tokio::select! {
                     r = w.updates.changed() => if r.is_err() {
-                        return Transition::next(self, Cleanup);
+                        return Transition::next(self, Cleanup(Seal));
                     },
                     () = tokio::time::sleep(RESYNC) => {}
                     () = cancel.cancelled() => return Transition::done(self),
@@ -538,7 +554,7 @@ impl State<PodWorker> for Deleting {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             let (Some(ns), Some(name)) = (w.pod.metadata.namespace.clone(), w.pod.metadata.name.clone()) else {
-                return Transition::next(self, Cleanup);
+                return Transition::next(self, Cleanup(Seal));
             };
             let api: Api<Pod> = Api::namespaced(w.shared.client.clone(), &ns);
             let params = DeleteParams {
@@ -563,7 +579,7 @@ impl State<PodWorker> for Deleting {
                     }
                 }
             }
-            Transition::next(self, Cleanup)
+            Transition::next(self, Cleanup(Seal))
         })
     }
 }
@@ -578,20 +594,35 @@ impl State<PodWorker> for Cleanup {
             w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner()).remove(&w.uid);
             w.shared.network.detach(&w.uid).await;
             w.background.abort_all();
+            // No checkpoint write may recreate the directory once it is removed.
+            w.checkpoints.close().await;
             w.sources = None;
-            let removed = match w.volumes.take() {
-                Some(v) => v.cleanup(),
-                None => wasmlet_volumes::Volumes::cleanup(&w.dir),
-            };
-            if let Err(e) = removed {
-                // Never delete a directory that still holds a mount.
-                tracing::warn!(error = %e, "removing the pod's volumes failed; keeping its directory");
+            if !release_volumes(w).await {
+                // Kept for the next start's orphan pass, which retries.
                 return Transition::done(self);
             }
-            if let Err(e) = std::fs::remove_dir_all(&w.dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(error = %e, dir = %w.dir.display(), "removing pod directory failed");
+            // Unmounting and removing walk the disk: on the blocking pool.
+            let (volumes, dir, span) = (w.volumes.take(), w.dir.clone(), tracing::Span::current());
+            let removed = tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
+                let removed = match volumes {
+                    Some(v) => v.cleanup(),
+                    None => wasmlet_volumes::Volumes::cleanup(&dir),
+                };
+                if let Err(e) = removed {
+                    // Never delete a directory that still holds a mount.
+                    tracing::warn!(error = %e, "removing the pod's volumes failed; keeping its directory");
+                    return;
+                }
+                if let Err(e) = std::fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(error = %e, dir = %dir.display(), "removing pod directory failed");
+                }
+            })
+            .await;
+            if let Err(e) = removed {
+                tracing::error!(error = %e, "removing the pod's directory failed; this is a bug");
             }
             Transition::done(self)
         })
@@ -608,8 +639,22 @@ impl State<PodWorker> for ShuttingDown {
             let grace = w.grace().min(w.shared.config.shutdown_grace);
             w.stop_all(grace, STOP_SLACK).await;
             w.save_checkpoint(true);
+            // Durable before the agent exits.
+            w.flush_checkpoint().await;
             Transition::done(self)
         })
+    }
+}
+
+/// Releases the pod's external (CSI) volumes; false, after a warning, if
+/// that failed (the caller retries).
+async fn release_volumes(w: &mut PodWorker) -> bool {
+    match w.shared.volumes.release(&w.uid).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing the pod's volumes failed; retrying");
+            false
+        }
     }
 }
 

@@ -6,20 +6,39 @@
 //! HTTP/1.1 and HTTP/2 (prior knowledge) connections ([`conn`]) and gives
 //! each request its own instance of the component ([`request`]), made from
 //! a `ProxyPre` linked once per [`Compiled`] against full WASI preview 2 plus
-//! `wasi:http` ([`state`]).
+//! `wasi:http` ([`state`]). Requests the guest sends out are resolved once,
+//! checked and sent to exactly the checked addresses ([`outgoing`],
+//! [`connect`]).
 //!
 //! # Guarantees
 //!
 //! - **Bounded.** At most [`HttpLimits::max_connections`] connections and
 //!   [`HttpLimits::max_requests`] instances at once; each instance runs at
-//!   most [`HttpLimits::request_timeout`] (then `504`), within its memory
-//!   limit and, with the other instances, within the container's CPU limit.
+//!   most [`HttpLimits::request_timeout`] (then `504`), and all instances
+//!   together stay within the container's memory limit (see *Memory*
+//!   below) and CPU limit.
 //!   Every task (connections, HTTP/2 streams, instances) lives in one
 //!   `TaskTracker` that the server waits for.
 //! - **Isolated requests.** A request whose instance traps, runs out of
 //!   memory or never responds gets `500` (no detail in the body; a line on
 //!   the guest's stderr says why) and is counted in [`HttpStats::errors`];
 //!   the server keeps serving.
+//! - **Memory.** The container's memory limit (else
+//!   [`Config::max_memory_bytes`](crate::Config::max_memory_bytes)) bounds
+//!   the *sum* of the linear memories and tables of all its live instances,
+//!   as a container's cgroup `memory.max` bounds all its processes together:
+//!   every instance charges one budget per server, atomically, on each grow,
+//!   and gives its share back when it ends. A grow that would pass the limit
+//!   stops that instance as an OOM kill: its request gets `500`, is counted
+//!   in [`HttpStats::out_of_memory`] (and in [`HttpStats::errors`]) and in
+//!   [`GuestStats::oom_kills`](crate::GuestStats::oom_kills), and a line on
+//!   the guest's stderr names the limit; the other requests carry on. The
+//!   same happens when the node's memory for pods
+//!   ([`Config::node_memory_bytes`](crate::Config::node_memory_bytes)) is
+//!   exhausted. [`GuestStats::memory_bytes`](crate::GuestStats::memory_bytes)
+//!   is that sum, and
+//!   [`GuestStats::memory_peak_bytes`](crate::GuestStats::memory_peak_bytes)
+//!   its highest value, never above the limit.
 //! - **Graceful stop.** When `stop` is cancelled the listeners close at once
 //!   (new connections are refused), idle connections close, HTTP/2 clients
 //!   get a GOAWAY, and requests in flight may finish within
@@ -29,14 +48,19 @@
 //!
 //! # Caveats
 //!
-//! - The memory limit applies to each instance, not to all of them
-//!   together: N requests in flight may use N times the limit
-//!   ([`GuestStats::memory_bytes`](crate::GuestStats::memory_bytes) shows
-//!   the sum).
+//! - The instance stopped at the limit is the one whose grow would pass it,
+//!   where the kernel's OOM killer picks a victim among the cgroup's
+//!   processes (usually the largest); and a request is refused memory
+//!   rather than made to wait for it, so a burst of memory-hungry requests
+//!   sees some fail at once (as it would on a container at its limit).
+//! - Memory is charged at the size of the linear memories (touched or
+//!   not) and tables, not by resident pages.
 //! - A request to a server that is stopping waits for an instance slot only
 //!   until the end of the drain period (then `503`).
 
 mod conn;
+mod connect;
+mod outgoing;
 mod output;
 mod request;
 mod spec;
@@ -62,7 +86,6 @@ use self::output::SharedOutput;
 use self::request::Server;
 use crate::compiled::{Compiled, World};
 use crate::exit::Exit;
-use crate::limiter::Counts;
 use crate::run::StartError;
 use crate::runtime::Runtime;
 use crate::throttle::Throttle;
@@ -115,9 +138,10 @@ impl Runtime {
         }
         let pre = self.link_http(compiled)?.clone();
         let HttpSpec { mut guest, listen, drain, limits, ready, stats: http_stats } = spec;
-        let template = Template::new(&guest)?;
-        // Open the mounts once now, so a missing one fails the start.
-        template.builder()?;
+        let template = Template::new(&guest, &inner.node_network)?;
+        // Open the mounts once, now: a missing one fails the start, and
+        // every request's context shares the handles.
+        let preopened = template.open().await?;
         if stop.is_cancelled() {
             return Ok(Exit::drained());
         }
@@ -149,15 +173,11 @@ impl Runtime {
             engine: inner.engine.clone(),
             pre,
             template,
+            preopened,
             stdout,
             stderr,
-            memory_limit: guest.limits.memory_bytes.unwrap_or(config.max_memory_bytes),
-            counts: Counts {
-                table_elements: config.max_table_elements,
-                instances: config.max_instances,
-                tables: config.max_tables,
-                memories: config.max_memories,
-            },
+            budgets: self.budgets(guest.limits.memory_bytes.unwrap_or(config.max_memory_bytes)),
+            counts: config.counts(),
             max_resources: config.max_resources,
             stats: stats.clone(),
             http_stats: http_stats.clone(),

@@ -26,13 +26,13 @@ use super::output::SharedOutput;
 use super::state::{HttpPre, HttpState, Outgoing};
 use super::stats::HttpStats;
 use crate::exit::Exit;
-use crate::limiter::{Counts, Limiter};
+use crate::limiter::{Budgets, Counts, Limiter};
 use crate::meter::Meter;
 use crate::run::new_store;
 use crate::stats::GuestStats;
 use crate::throttle::{Governor, Throttle};
 use crate::timed::Timed;
-use crate::wasi::Template;
+use crate::wasi::{Preopened, Template};
 
 /// A response as the server sends it.
 pub(crate) type Response = hyper::Response<HyperOutgoingBody>;
@@ -42,9 +42,13 @@ pub(crate) struct Server {
     pub(crate) engine: Engine,
     pub(crate) pre: HttpPre,
     pub(crate) template: Template,
+    /// The mounts, opened once when the server started.
+    pub(crate) preopened: Preopened,
     pub(crate) stdout: SharedOutput,
     pub(crate) stderr: SharedOutput,
-    pub(crate) memory_limit: u64,
+    /// The container's memory limit, shared by all its instances, and the
+    /// node's.
+    pub(crate) budgets: Budgets,
     pub(crate) counts: Counts,
     pub(crate) max_resources: usize,
     pub(crate) stats: GuestStats,
@@ -65,7 +69,8 @@ pub(crate) struct Server {
 enum Ended {
     /// The handler returned.
     Returned,
-    /// It trapped, failed or exceeded its memory limit.
+    /// It trapped, failed or passed a memory limit (the container's,
+    /// shared by all its instances, or the node's).
     Failed,
     /// It ran past the request timeout.
     TimedOut,
@@ -137,16 +142,15 @@ impl Server {
         permit: OwnedSemaphorePermit,
         what: String,
     ) -> wasmtime::Result<(oneshot::Receiver<Result<Response, ErrorCode>>, oneshot::Receiver<Ended>)> {
-        let mut wasi = self.template.builder()?;
-        wasi.stdout(self.stdout.clone()).stderr(self.stderr.clone());
+        let ctx = self.template.context(&self.preopened, self.stdout.clone(), self.stderr.clone());
         let mut table = ResourceTable::new();
         table.set_max_capacity(self.max_resources);
         let state = HttpState {
-            ctx: wasi.build(),
+            ctx,
             table,
             http: WasiHttpCtx::new(),
-            hooks: Outgoing { policy: self.template.sockets() },
-            limiter: Limiter::new(self.memory_limit, self.counts, self.stats.clone()),
+            hooks: Outgoing::new(self.template.sockets()),
+            limiter: Limiter::new(self.budgets.clone(), self.counts, self.stats.clone()),
         };
         let meter = Meter::new(self.stats.clone());
         let governor = Governor::new(Arc::clone(&meter), self.throttle.clone());
@@ -209,12 +213,15 @@ impl Server {
             Some(Err(error)) => Some(error),
         };
         self.http_stats.error();
-        let limiter = &store.data().limiter;
-        let message = if limiter.exceeded() {
-            Exit::out_of_memory(limiter.memory_limit()).message
-        } else {
-            error.map(|e| Exit::from_guest_error(&e).message).unwrap_or_default()
+        let message = match store.data().limiter.oom_exit() {
+            Some(oom) => {
+                self.http_stats.oom_killed();
+                oom.message
+            }
+            None => error.map(|e| Exit::from_guest_error(&e).message).unwrap_or_default(),
         };
+        // Free the instance's memory before writing the report.
+        drop(store);
         tracing::debug!(error = %message, "request failed");
         self.report(&format!("{what} failed: {message}")).await;
         Ended::Failed

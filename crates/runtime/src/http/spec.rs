@@ -40,8 +40,8 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 pub struct HttpSpec {
     /// The guest: `argv`, `env`, mounts, working directory and socket policy
     /// are those of every instance; `stdout`/`stderr` are shared by all of
-    /// them; `limits.memory_bytes` caps each instance and `limits.cpu_millis`
-    /// all of them together; `stats` sums them (see
+    /// them; `limits.memory_bytes` and `limits.cpu_millis` cap all of them
+    /// together (see the [module docs](crate::http)); `stats` sums them (see
     /// [`GuestStats`](crate::GuestStats)).
     pub guest: GuestSpec,
     /// Where to listen: the pod IP with each declared container port.

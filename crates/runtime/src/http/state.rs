@@ -1,23 +1,24 @@
 //! The store state of one `wasi:http` request instance, the linker that
 //! gives it full WASI preview 2 plus `wasi:http`, and the hooks that hold
-//! outgoing requests to the guest's [`SocketPolicy`].
+//! outgoing requests to the guest's socket policy
+//! ([`SocketPolicy`](crate::SocketPolicy) inside the node's
+//! [`NodeNetwork`](crate::NodeNetwork)).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http_body_util::BodyExt;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{
-    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
-};
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::compiled::Kind;
 use crate::limiter::Limiter;
 use crate::run::{HasLimiter, StartError, flatten};
-use crate::sockets::SocketPolicy;
+use crate::sockets::Guard;
+
+use super::connect::{self, Destination, IoFuture};
+use super::outgoing::{self, Resolve, SystemResolver};
 
 /// A `wasi:http/proxy` component linked and pre-instantiated.
 pub(crate) type HttpPre = ProxyPre<HttpState>;
@@ -69,20 +70,23 @@ pub(crate) fn link(linker: &Linker<HttpState>, component: &Component) -> Result<
     })
 }
 
-/// Hooks of outgoing `wasi:http` requests: the destination must be allowed
-/// by the guest's socket policy (as a `wasi:sockets` connection would be).
+/// Hooks of outgoing `wasi:http` requests: the host is resolved once, every
+/// address must be allowed by the guest's socket check (as a `wasi:sockets`
+/// connection would be), and the request goes to exactly those addresses
+/// (see [`outgoing`](super::outgoing)).
 pub(crate) struct Outgoing {
-    pub(crate) policy: Arc<SocketPolicy>,
+    pub(crate) policy: Arc<Guard>,
+    pub(crate) resolver: Arc<dyn Resolve>,
 }
 
-type SendFuture = Box<
-    dyn Future<
-            Output = wasmtime_wasi_http::Result<(
-                http::Response<WasiBody>,
-                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-            )>,
-        > + Send,
->;
+impl Outgoing {
+    /// Hooks checking against `policy`, resolving with the node's resolver.
+    pub(crate) fn new(policy: Arc<Guard>) -> Self {
+        Self { policy, resolver: Arc::new(SystemResolver) }
+    }
+}
+
+type SendFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>> + Send>;
 
 impl WasiHttpHooks for Outgoing {
     fn send_request(
@@ -93,35 +97,13 @@ impl WasiHttpHooks for Outgoing {
     ) -> SendFuture {
         drop(fut);
         let policy = Arc::clone(&self.policy);
+        let resolver = Arc::clone(&self.resolver);
         Box::new(async move {
-            check_destination(&policy, request.uri()).await?;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> = Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), io))
+            let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(connect::DEFAULT_TIMEOUT);
+            let deadline = tokio::time::Instant::now() + connect_timeout;
+            let dest = Destination::of(request.uri())?;
+            let addrs = outgoing::checked_addresses(&policy, &*resolver, &dest, deadline).await?;
+            connect::send(request, options, &dest, &addrs, deadline).await
         })
     }
-}
-
-/// Resolves the request's host and refuses it unless every address it
-/// resolves to may be connected to.
-async fn check_destination(policy: &SocketPolicy, uri: &http::Uri) -> Result<(), HttpError> {
-    if !policy.outbound.allows_any() {
-        return Err(HttpError::HttpRequestDenied);
-    }
-    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) { 443 } else { 80 };
-    let port = uri.port_u16().unwrap_or(default_port);
-    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
-        Ok(addrs) => addrs.collect(),
-        Err(_) => return Err(HttpError::DestinationNotFound),
-    };
-    if addrs.is_empty() {
-        return Err(HttpError::DestinationNotFound);
-    }
-    if let Some(denied) = addrs.iter().find(|addr| !policy.outbound.allows(addr.ip())) {
-        tracing::debug!(http.host = %host, socket.addr = %denied, "outgoing request refused by policy");
-        return Err(HttpError::DestinationIpProhibited);
-    }
-    Ok(())
 }

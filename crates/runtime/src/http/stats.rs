@@ -17,6 +17,7 @@ struct Inner {
     requests: AtomicU64,
     in_flight: AtomicU64,
     errors: AtomicU64,
+    out_of_memory: AtomicU64,
     timeouts: AtomicU64,
     rejected: AtomicU64,
 }
@@ -53,6 +54,14 @@ impl HttpStats {
         self.0.errors.load(Ordering::Relaxed)
     }
 
+    /// Requests whose instance was stopped for passing a memory limit: the
+    /// container's, which all the server's instances share, or the node's
+    /// memory for pods. Each is also one of [`errors`](Self::errors)
+    /// (`500` if nothing was sent yet, and a line on the guest's stderr).
+    pub fn out_of_memory(&self) -> u64 {
+        self.0.out_of_memory.load(Ordering::Relaxed)
+    }
+
     /// Requests stopped by the request timeout (`504` if nothing was sent).
     pub fn timeouts(&self) -> u64 {
         self.0.timeouts.load(Ordering::Relaxed)
@@ -86,6 +95,10 @@ impl HttpStats {
         self.0.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn oom_killed(&self) {
+        self.0.out_of_memory.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn timeout(&self) {
         self.0.timeouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -103,6 +116,7 @@ impl std::fmt::Debug for HttpStats {
             .field("requests", &self.requests())
             .field("in_flight", &self.in_flight())
             .field("errors", &self.errors())
+            .field("out_of_memory", &self.out_of_memory())
             .field("timeouts", &self.timeouts())
             .field("rejected", &self.rejected())
             .finish()

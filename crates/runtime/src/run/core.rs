@@ -41,18 +41,18 @@ pub(super) async fn run(
 /// A failed instantiation: an OOM kill if the limiter refused the initial
 /// memory, otherwise a start error.
 pub(super) fn instantiate_failed(limiter: &Limiter, kind: Kind, source: wasmtime::Error) -> Outcome {
-    if limiter.exceeded() {
-        return Outcome::Ended(Exit::out_of_memory(limiter.memory_limit()));
+    if let Some(exit) = limiter.oom_exit() {
+        return Outcome::Ended(exit);
     }
     Outcome::NotStarted(StartError::Instantiate { kind, reason: flatten(&source), source })
 }
 
 /// The exit of a guest whose entry point returned, with `error` if it failed.
 pub(super) fn ended(limiter: &Limiter, error: Option<wasmtime::Error>) -> Exit {
-    if limiter.exceeded() {
+    if let Some(exit) = limiter.oom_exit() {
         // The refused grow trapped (or the guest died of its aftermath):
         // report the OOM kill, not the trap.
-        return Exit::out_of_memory(limiter.memory_limit());
+        return exit;
     }
     match error {
         None => Exit::exited(0),

@@ -80,6 +80,13 @@ pub enum StartError {
         #[source]
         source: wasmtime::Error,
     },
+    /// Opening the directories on the blocking pool did not finish (the
+    /// task panicked, or the runtime is shutting down).
+    #[error("cannot open the guest's directories: {reason}")]
+    Preopen {
+        /// What happened to the task.
+        reason: String,
+    },
     /// The working directory is not acceptable.
     #[error("invalid working directory {dir}: {reason}")]
     InvalidWorkingDir {
@@ -132,7 +139,7 @@ impl StartError {
             Self::ForeignEngine => "foreign_engine",
             Self::UnsupportedComponent { .. } => "unsupported_component",
             Self::Link { .. } => "link",
-            Self::Mount { .. } => "mount",
+            Self::Mount { .. } | Self::Preopen { .. } => "mount",
             Self::InvalidWorkingDir { .. } | Self::WorkingDir { .. } => "working_dir",
             Self::Instantiate { .. } => "instantiate",
             Self::MissingStart { .. } => "missing_start",

@@ -20,7 +20,7 @@ use wasmtime::Engine;
 
 use crate::compiled::{Code, Compiled};
 use crate::exit::Exit;
-use crate::limiter::{Counts, Limiter};
+use crate::limiter::Limiter;
 use crate::meter::Meter;
 use crate::runtime::Runtime;
 use crate::spec::GuestSpec;
@@ -55,7 +55,10 @@ impl Runtime {
     ///   permission; `working_dir` is mapped as described in
     ///   [`wasi`](crate::wasi).
     /// - Memory is capped at `spec.limits.memory_bytes`, else
-    ///   [`Config::max_memory_bytes`](crate::Config::max_memory_bytes).
+    ///   [`Config::max_memory_bytes`](crate::Config::max_memory_bytes), and
+    ///   by what is left of
+    ///   [`Config::node_memory_bytes`](crate::Config::node_memory_bytes);
+    ///   passing either is an OOM kill (exit 137).
     /// - CPU is limited to `spec.limits.cpu_millis` (see
     ///   [`throttle`](crate::throttle)); the guest's CPU time, memory and
     ///   start are published live in `spec.stats` (see [`GuestStats`](crate::GuestStats)).
@@ -94,18 +97,9 @@ impl Runtime {
         let config = &inner.config;
         let stats = spec.stats.take().unwrap_or_default();
         let memory_limit = spec.limits.memory_bytes.unwrap_or(config.max_memory_bytes);
-        let limiter = Limiter::new(
-            memory_limit,
-            Counts {
-                table_elements: config.max_table_elements,
-                instances: config.max_instances,
-                tables: config.max_tables,
-                memories: config.max_memories,
-            },
-            stats.clone(),
-        );
+        let limiter = Limiter::new(self.budgets(memory_limit), config.counts(), stats.clone());
         let cpu_millis = spec.limits.cpu_millis;
-        let wasi = crate::wasi::builder(spec, config.stdio_buffer_bytes)?;
+        let wasi = crate::wasi::builder(spec, &inner.node_network, config.stdio_buffer_bytes).await?;
         stats.start(std::time::SystemTime::now());
         let meter = Meter::new(stats.clone());
         let throttle = cpu_millis

@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasmlet_runtime::{Exit, ExitReason, HttpSpec, HttpStats, Outbound, Runtime, SocketPolicy, StartError};
+use wasmlet_runtime::{
+    Exit, ExitReason, GuestStats, HttpSpec, HttpStats, Mount, NodePolicy, Outbound, Runtime, SocketPolicy, StartError,
+};
 
 use crate::{Capture, WAIT, compile, runtime, spec};
 
@@ -20,13 +22,17 @@ struct Served {
     addr: SocketAddr,
     stop: CancellationToken,
     stats: HttpStats,
+    guest: GuestStats,
     stderr: Capture,
     task: JoinHandle<Result<Exit, StartError>>,
 }
 
 impl Served {
     async fn start(tweak: impl FnOnce(&mut HttpSpec)) -> Self {
-        let runtime = runtime();
+        Self::start_on(runtime(), tweak).await
+    }
+
+    async fn start_on(runtime: Runtime, tweak: impl FnOnce(&mut HttpSpec)) -> Self {
         let compiled = compile(&runtime, "http-ctl.wasm").await;
         let (guest, _, stderr) = spec(&["http-ctl"], &[]);
         let mut spec = HttpSpec::new(guest, vec!["127.0.0.1:0".parse().unwrap()]);
@@ -34,11 +40,13 @@ impl Served {
         spec.ready = Some(tx);
         let stats = HttpStats::new();
         spec.stats = Some(stats.clone());
+        let guest = GuestStats::new();
+        spec.guest.stats = Some(guest.clone());
         tweak(&mut spec);
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve(runtime, compiled, spec, stop.clone()));
         let listening = tokio::time::timeout(WAIT, rx).await.expect("no readiness in time").expect("server failed");
-        Self { addr: listening.addrs[0], stop, stats, stderr, task }
+        Self { addr: listening.addrs[0], stop, stats, guest, stderr, task }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -54,6 +62,17 @@ impl Served {
             }
         };
         tokio::time::timeout(WAIT, in_guest).await.expect("the request never reached the guest");
+    }
+
+    /// Waits until no request is running in the guest.
+    async fn wait_idle(&self) {
+        let stats = self.stats.clone();
+        let idle = async move {
+            while stats.in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, idle).await.expect("requests still in flight");
     }
 
     async fn stop(self) -> Exit {
@@ -127,11 +146,73 @@ async fn a_trapping_request_gets_500_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn memory_limit_applies_to_each_instance() {
+async fn a_request_past_the_memory_limit_gets_500_and_is_counted() {
     let served = Served::start(|spec| spec.guest.limits.memory_bytes = Some(32 << 20)).await;
     assert_eq!(served.get("/alloc?mb=4").await, (200, "allocated 4".into()));
     assert_eq!(served.get("/alloc?mb=64").await.0, 500);
     assert_eq!(served.get("/alloc?mb=4").await.0, 200, "the server survives an instance out of memory");
+    assert_eq!((served.stats.out_of_memory(), served.stats.errors(), served.guest.oom_kills()), (1, 1, 1));
+    served.stderr.wait_for("wasmlet: request GET /alloc failed: memory limit of 33554432 bytes exceeded").await;
+    served.stop().await;
+}
+
+/// The container's limit bounds all its instances together: 50 requests at
+/// once, each holding 16 MiB for a while, under a 64 MiB limit. At most
+/// three fit (each instance also has its own initial memory); the others
+/// are stopped at the limit, answered 500 and counted; the total never
+/// passes the limit; the server then serves as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_bounds_all_instances_together() {
+    const LIMIT: u64 = 64 << 20;
+    const REQUESTS: usize = 50;
+    let served = Served::start(|spec| spec.guest.limits.memory_bytes = Some(LIMIT)).await;
+    let addr = served.addr;
+    let requests: Vec<_> =
+        (0..REQUESTS).map(|_| tokio::spawn(async move { get(addr, "/alloc?mb=16&ms=2000").await })).collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap().expect("request failed"));
+    }
+    let ok = statuses.iter().filter(|r| **r == (200, "allocated 16".to_owned())).count();
+    let failed = statuses.iter().filter(|(status, _)| *status == 500).count();
+    assert_eq!(ok + failed, REQUESTS, "only 200 or 500: {statuses:?}");
+    assert!(ok >= 1, "some requests fit: {statuses:?}");
+    assert!(failed > 0, "50 requests of 16 MiB held for 2 s cannot all fit in 64 MiB: {statuses:?}");
+    let stats = &served.stats;
+    assert_eq!((stats.out_of_memory(), stats.errors()), (failed as u64, failed as u64), "{stats:?}");
+    let peak = served.guest.memory_peak_bytes();
+    eprintln!("{ok} requests succeeded, {failed} were stopped at the limit; peak {peak} of {LIMIT} bytes");
+    assert!(peak <= LIMIT, "the instances together reached {peak} bytes, over {LIMIT}");
+    assert!(peak >= 3 * (16 << 20), "three instances held 16 MiB each at once: peak {peak}");
+    assert_eq!(served.guest.oom_kills(), failed as u64);
+    served.stderr.wait_for("failed: memory limit of 67108864 bytes exceeded").await;
+    // Every instance gave its memory back; the server serves as before.
+    served.wait_idle().await;
+    assert_eq!(served.guest.memory_bytes(), 0);
+    for _ in 0..3 {
+        assert_eq!(served.get("/alloc?mb=16").await, (200, "allocated 16".into()));
+    }
+    assert_eq!(served.get("/").await.0, 200);
+    let exit = served.stop().await;
+    assert_eq!((exit.code, exit.reason), (0, ExitReason::Stopped), "{exit:?}");
+}
+
+/// The mounts are opened once, when the server starts, and shared by the
+/// requests: a request makes no filesystem call before its guest runs (so
+/// a host directory removed later does not fail every request).
+#[tokio::test]
+async fn mounts_are_opened_once_per_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("data");
+    std::fs::create_dir(&host).unwrap();
+    let mount = Mount { host: host.clone(), guest: "/data".into(), read_only: true };
+    let served = Served::start(|spec| spec.guest.mounts = vec![mount]).await;
+    assert_eq!(served.get("/").await.0, 200);
+    std::fs::remove_dir(&host).unwrap();
+    for _ in 0..3 {
+        assert_eq!(served.get("/").await.0, 200, "no per-request open of the removed directory");
+    }
+    assert_eq!(served.stats.errors(), 0);
     served.stop().await;
 }
 
@@ -201,12 +282,66 @@ async fn sockets_follow_the_policy() {
     assert_eq!(status, 403, "loopback is refused by default: {body}");
     served.stop().await;
 
-    let served = Served::start(|spec| {
-        spec.guest.sockets.outbound = Outbound::Only(vec!["127.0.0.0/8".parse().unwrap()]);
-    })
-    .await;
+    // A pod asking for loopback does not get it: annotations only narrow.
+    let loopback = || Outbound::Only(vec!["127.0.0.0/8".parse().unwrap()]);
+    let served = Served::start(|spec| spec.guest.sockets.outbound = loopback()).await;
+    let (status, body) = served.get(&format!("/connect?addr={target_addr}")).await;
+    assert_eq!(status, 403, "a pod's outbound list does not widen the node's: {body}");
+    assert!(body.contains("connect failed"), "{body}");
+    served.stop().await;
+
+    // The node's administrator can allow it.
+    let served = Served::start_on(node_allowing_loopback(), |spec| spec.guest.sockets.outbound = loopback()).await;
     let (status, body) = served.get(&format!("/connect?addr={target_addr}")).await;
     assert_eq!((status, body), (200, format!("connected to {target_addr}")));
+    served.stop().await;
+}
+
+/// A runtime whose node lets guests reach loopback (an explicit exception).
+fn node_allowing_loopback() -> Runtime {
+    let node_policy = NodePolicy { allowed_node_local: vec!["127.0.0.0/8".parse().unwrap()], ..NodePolicy::default() };
+    Runtime::new(wasmlet_runtime::Config { node_policy, ..wasmlet_runtime::Config::default() }).unwrap()
+}
+
+/// An HTTP server on loopback answering every request with `body`.
+async fn http_target(body: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0_u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                let _ = conn.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn outgoing_http_to_the_node_is_refused_unless_the_node_allows_it() {
+    let target = http_target("from the node's loopback").await;
+    let port = target.port();
+    let served =
+        Served::start(|spec| spec.guest.sockets.outbound = Outbound::Only(vec!["127.0.0.0/8".parse().unwrap()])).await;
+    for url in [format!("127.0.0.1:{port}/"), format!("localhost:{port}/"), format!("[::ffff:127.0.0.1]:{port}/")] {
+        let (status, body) = served.get(&format!("/fetch?url={url}")).await;
+        assert_eq!(status, 502, "{url}: {body}");
+        assert!(body.contains("DestinationIpProhibited"), "{url}: {body}");
+    }
+    served.stop().await;
+
+    let served = Served::start_on(node_allowing_loopback(), |_| {}).await;
+    let (status, body) = served.get(&format!("/fetch?url=127.0.0.1:{port}/")).await;
+    assert_eq!((status, body.as_str()), (200, "from the node's loopback"));
     served.stop().await;
 }
 

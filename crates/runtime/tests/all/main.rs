@@ -11,6 +11,7 @@ mod core;
 mod cpu;
 mod fs;
 mod http;
+mod memory;
 mod stop;
 
 use std::path::PathBuf;

@@ -171,10 +171,12 @@ impl PodVolumes {
                 mount: mount.mount_path.clone(),
             })?;
             let atomic = matches!(prepared, Prepared::Atomic(_));
-            let read_only = mount.read_only.unwrap_or(false) || atomic;
+            let external_ro = matches!(prepared, Prepared::External(m) if m.read_only);
+            let read_only = mount.read_only.unwrap_or(false) || atomic || external_ro;
             let root = match prepared {
                 Prepared::EmptyDir(e) => e.dir.clone(),
                 Prepared::HostPath(p) | Prepared::Atomic(p) => p.clone(),
+                Prepared::External(m) => m.path.clone(),
             };
             let sub = sub_path(mount, &vars)?;
             if sub.is_empty() && root.is_dir() {

@@ -6,7 +6,8 @@
 //! | `configMap`, `secret`, `downwardAPI`, `projected` | a directory written by the [atomic writer](crate::atomic) | on object changes, label/annotation changes, token renewal |
 //! | `emptyDir` | a directory, or a tmpfs for `medium: Memory` ([`empty_dir`]) | — |
 //! | `hostPath` | the host path itself, after its `type` check ([`host_path`]) | — |
-//! | anything else (PVC, CSI, `ephemeral`, `image`, NFS, …) | [`SetUpError::Unsupported`] | — |
+//! | `persistentVolumeClaim`, `csi`, `ephemeral` | set up by an [`ExternalVolumes`] provider (CSI), when there is one | — |
+//! | anything else (`image`, NFS, …) | [`SetUpError::Unsupported`] | — |
 //!
 //! Directories the agent creates have mode 0750 and belong to the agent
 //! user; file modes are described in [`payload`](crate::payload).
@@ -15,6 +16,7 @@
 //! caller's `FailedMount` retry) reuses what is already there.
 
 pub mod empty_dir;
+pub mod external;
 pub mod host_path;
 pub(crate) mod pod;
 mod refresh;
@@ -31,6 +33,7 @@ use k8s_openapi::api::core::v1::{Pod, Volume};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 pub use self::empty_dir::EmptyDirError;
+pub use self::external::{ExternalError, ExternalMount, ExternalStats, ExternalVolumes};
 pub use self::host_path::HostPathError;
 pub use self::pod::{PodVolumes, Usage};
 use crate::atomic::{AtomicError, DIR_MODE};
@@ -109,6 +112,20 @@ pub enum VolumeError {
         #[source]
         source: nix::Error,
     },
+    /// An external volume (CSI) could not be set up: the provider's reason
+    /// and message.
+    #[error("{source}")]
+    External {
+        /// The pod's volume name.
+        volume: String,
+        /// What failed.
+        #[source]
+        source: ExternalError,
+    },
+    /// External volumes could not be released, or are still in place at
+    /// cleanup (nothing was deleted).
+    #[error("{0}")]
+    Release(#[source] ExternalError),
     /// Cleanup could not remove a directory.
     #[error("cannot remove {}", path.display())]
     Remove {
@@ -125,7 +142,8 @@ impl VolumeError {
     pub fn reason(&self) -> &'static str {
         match self {
             VolumeError::SetUp { .. } | VolumeError::Dir { .. } => "FailedMount",
-            VolumeError::Unmount { .. } | VolumeError::Remove { .. } => "FailedUnmount",
+            VolumeError::External { source, .. } => source.reason,
+            VolumeError::Unmount { .. } | VolumeError::Remove { .. } | VolumeError::Release(_) => "FailedUnmount",
         }
     }
 }
@@ -160,6 +178,7 @@ pub struct Volumes {
     pub(crate) sources: Sources,
     pub(crate) tokens: Arc<dyn TokenIssuer>,
     pub(crate) config: Arc<Config>,
+    pub(crate) external: Option<Arc<dyn ExternalVolumes>>,
 }
 
 impl Volumes {
@@ -172,7 +191,35 @@ impl Volumes {
 
     /// Like [`new`](Self::new), with another token issuer (tests).
     pub fn with_token_issuer(sources: Sources, config: Config, tokens: Arc<dyn TokenIssuer>) -> Self {
-        Self { sources, tokens, config: Arc::new(config) }
+        Self { sources, tokens, config: Arc::new(config), external: None }
+    }
+
+    /// These volumes, with `provider` setting up `persistentVolumeClaim`,
+    /// `csi` and `ephemeral` volumes.
+    #[must_use]
+    pub fn with_external(mut self, provider: Arc<dyn ExternalVolumes>) -> Self {
+        self.external = Some(provider);
+        self
+    }
+
+    /// Releases the external volumes of pod `pod_uid` (see
+    /// [`ExternalVolumes::tear_down`]); nothing to do without a provider.
+    /// Call it once the pod's guests have stopped, before
+    /// [`cleanup`](Self::cleanup).
+    ///
+    /// # Errors
+    ///
+    /// The provider's error ([`VolumeError::Release`]).
+    pub async fn release(&self, pod_uid: &str) -> Result<(), VolumeError> {
+        match &self.external {
+            Some(provider) => provider.tear_down(pod_uid).await.map_err(VolumeError::Release),
+            None => Ok(()),
+        }
+    }
+
+    /// The latest usage figures of pod `pod_uid`'s external volumes.
+    pub fn external_stats(&self, pod_uid: &str) -> Vec<ExternalStats> {
+        self.external.as_ref().map(|p| p.stats(pod_uid)).unwrap_or_default()
     }
 
     /// The sources volumes read from.
@@ -203,10 +250,18 @@ impl Volumes {
     ///
     /// # Errors
     ///
-    /// A mount that cannot be unmounted (then nothing is deleted), or a
-    /// directory that cannot be removed.
+    /// External volumes still in place ([`VolumeError::Release`]: call
+    /// [`release`](Self::release) first), a mount that cannot be unmounted
+    /// (then nothing is deleted), or a directory that cannot be removed.
     pub fn cleanup(pod_dir: &Path) -> Result<(), VolumeError> {
         let volumes = pod_dir.join(VOLUMES_DIR);
+        let external = volumes.join(external::PROVIDER_DIR);
+        if let Some(left) = fs::read_dir(&external).ok().and_then(|mut d| d.next()).and_then(Result::ok) {
+            return Err(VolumeError::Release(ExternalError {
+                reason: "FailedUnmount",
+                message: format!("volume {} is still set up; not removing the pod's volumes", left.path().display()),
+            }));
+        }
         empty_dir::unmount_all(&volumes).map_err(|(path, source)| VolumeError::Unmount { path, source })?;
         if let Some(path) = empty_dir::mount_points_under(&volumes).into_iter().next() {
             return Err(VolumeError::Unmount { path, source: nix::Error::EBUSY });

@@ -28,6 +28,8 @@ pub(crate) enum Prepared {
     /// A configMap, secret, downwardAPI or projected volume: the directory
     /// the atomic writer keeps.
     Atomic(PathBuf),
+    /// A volume an external provider (CSI) set up.
+    External(super::ExternalMount),
 }
 
 /// Disk usage of an emptyDir (see [`PodVolumes::usage`]).
@@ -117,6 +119,12 @@ pub(super) async fn prepare(volumes: &Volumes, pod: &Pod, pod_dir: &Path) -> Res
                 memory_fallbacks.push((volume.name.clone(), reason));
             }
             Prepared::EmptyDir(empty)
+        } else if super::external::is_external(volume) {
+            let Some(provider) = &volumes.external else {
+                return Err(fail(volume, SetUpError::Unsupported(type_name(volume))));
+            };
+            let mount = provider.set_up(pod, volume).await;
+            Prepared::External(mount.map_err(|source| VolumeError::External { volume: volume.name.clone(), source })?)
         } else if let Some(source) = &volume.host_path {
             let host = PathBuf::from(&source.path);
             host_path::check(&host, source.type_.as_deref()).map_err(|e| fail(volume, e.into()))?;
@@ -208,6 +216,7 @@ impl PodVolumes {
         Some(match self.inner.prepared.get(name)? {
             Prepared::EmptyDir(e) => &e.dir,
             Prepared::HostPath(p) | Prepared::Atomic(p) => p,
+            Prepared::External(m) => &m.path,
         })
     }
 
@@ -222,6 +231,17 @@ impl PodVolumes {
         empty_dirs
             .map(|(name, e)| Usage { volume: name.clone(), bytes: empty_dir::usage(e), limit: e.size_limit })
             .collect()
+    }
+
+    /// [`usage`](Self::usage) on the blocking pool: the walk reads every
+    /// file's metadata, which on a slow disk must not stall the async
+    /// workers that drive guests.
+    pub async fn usage_off_worker(&self) -> Vec<Usage> {
+        let volumes = self.clone();
+        tokio::task::spawn_blocking(move || volumes.usage()).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "measuring emptyDir usage failed; this is a bug");
+            Vec::new()
+        })
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {

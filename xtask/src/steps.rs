@@ -70,16 +70,7 @@ pub(crate) fn csi_tools() -> anyhow::Result<PathBuf> {
 /// Builds the device plugins of the test bed (generic-device-plugin,
 /// dra-test-driver) if they are not cached yet; returns their bin directory.
 pub(crate) fn devices_tools() -> anyhow::Result<PathBuf> {
-    let out = Command::new(repo_root().join("tools/devices/build.sh"))
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running tools/devices/build.sh")?;
-    if !out.status.success() {
-        bail!("building the device plugins failed ({})", out.status);
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let bin = stdout.lines().last().context("tools/devices/build.sh printed no bin directory")?;
-    Ok(PathBuf::from(bin.trim()))
+    tool_bin_dir("tools/devices/build.sh", &[])
 }
 
 /// Builds the wasm fixtures (incrementally); returns their directory.

@@ -1,6 +1,8 @@
 //! `cargo xtask test`: the whole suite, as CI runs it.
 //!
 //! Lints first (fmt, clippy with warnings denied), then the tests are built,
+//! while the Go tools that node tests start themselves (`tools/csi`,
+//! `tools/devices`) are built alongside (cached: a no-op once built); then
 //! a dedicated test bed comes up (its own directory and ports, so a demo test
 //! bed can keep running), every workspace test runs against it, and the test
 //! bed goes down again, also when something failed. After the tests, a
@@ -36,6 +38,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut timings = Vec::new();
     let mut step = |name: &str, since: Instant| timings.push((name.to_owned(), since.elapsed()));
+    // Go builds next to cargo's: the node tests would otherwise build them
+    // one after the other, inside their own timeouts.
+    let tools = std::thread::spawn(|| -> anyhow::Result<()> {
+        steps::csi_tools()?;
+        steps::devices_tools()?;
+        Ok(())
+    });
 
     if !args.no_lint {
         let t = Instant::now();
@@ -56,6 +65,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let tb = up(&location).await?;
     step("test bed up", t);
+    let t = Instant::now();
+    tools.join().map_err(|_| anyhow::anyhow!("building the Go test tools panicked"))??;
+    step("test tools", t);
 
     let t = Instant::now();
     let outcome = run_tests(&tb, &args.cargo_test_args);

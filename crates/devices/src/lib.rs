@@ -29,6 +29,7 @@ mod pod_devices;
 mod registration;
 pub mod resource;
 mod state;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,15 +5,15 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use prost::Message;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tokio_util::task::TaskTracker;
 use wasmlet_plugins_proto::deviceplugin::v1beta1 as api;
-use wasmlet_plugins_proto::deviceplugin::v1beta1::registration_server::{Registration, RegistrationServer};
 
 use crate::Inner;
 use crate::resource::is_extended_resource_name;
+use crate::wire::{self, Failure};
 
 /// Why the registration service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,32 +59,75 @@ pub(crate) fn bind(dir: &Path) -> Result<UnixListener, StartError> {
     UnixListener::bind(&path).map_err(|source| StartError::Bind { path, source })
 }
 
-/// Serves until `cancel`, then removes the socket.
+/// Connections served at once on `kubelet.sock`; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 32;
+
+/// Serves until `cancel`, then removes the socket. The HTTP/2 is our own
+/// ([`crate::wire`]): grpc-go plugins send the socket path as `:authority`,
+/// which tonic's server refuses.
 pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener, cancel: CancellationToken) {
     let path = inner.config.dir.join(api::KUBELET_SOCKET);
-    let service = RegistrationServer::new(Service { inner });
-    let served = tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), cancel.cancelled())
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "device plugin registration server failed; no device plugin can register");
+    let service = Arc::new(Service { inner });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let connections = TaskTracker::new();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { break };
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a device plugin registration connection failed");
+                // Out of descriptors and the like: let it pass before the next accept.
+                wasmlet_retry::sleep(ACCEPT_PAUSE, &cancel).await;
+                continue;
+            }
+        };
+        let (service, cancel) = (service.clone(), cancel.clone());
+        connections.spawn(async move {
+            let calls = crate::wire::serve(stream, |request| {
+                let service = service.clone();
+                async move { service.call(&request).await }
+            });
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                served = calls => if let Err(e) = served {
+                    tracing::debug!(error = %e, "a device plugin registration connection ended badly");
+                },
+            }
+            drop(slot);
+        });
     }
+    connections.close();
+    connections.wait().await;
     let _ = std::fs::remove_file(path);
 }
+
+/// The pause after a failed accept.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 struct Service {
     inner: Arc<Inner>,
 }
 
-#[tonic::async_trait]
-impl Registration for Service {
-    async fn register(&self, request: Request<api::RegisterRequest>) -> Result<Response<api::Empty>, Status> {
-        let r = request.into_inner();
+impl Service {
+    /// One `Register` call, from and to protobuf bytes.
+    async fn call(&self, request: &[u8]) -> Result<Vec<u8>, Failure> {
+        let r = api::RegisterRequest::decode(request).map_err(|e| Failure {
+            code: wire::INTERNAL,
+            message: format!("grpc: error unmarshalling request: {e}"),
+        })?;
+        self.register(r).await.map_err(|message| Failure { code: wire::UNKNOWN, message })?;
+        Ok(api::Empty {}.encode_to_vec())
+    }
+
+    async fn register(&self, r: api::RegisterRequest) -> Result<(), String> {
         tracing::info!(resource = %r.resource_name, endpoint = %r.endpoint, "registration request from a device plugin");
         let refuse = |message: String| {
             tracing::warn!(resource = %r.resource_name, %message, "device plugin registration refused");
-            Err(Status::unknown(message))
+            Err(message)
         };
         if r.version != api::VERSION {
             return refuse(format!(
@@ -108,7 +151,7 @@ impl Registration for Service {
         }
         let socket = self.inner.config.dir.join(endpoint);
         match self.inner.connect(&r.resource_name, &socket).await {
-            Ok(()) => Ok(Response::new(api::Empty {})),
+            Ok(()) => Ok(()),
             Err(e) => refuse(crate::handler::chain(&e)),
         }
     }

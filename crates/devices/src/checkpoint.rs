@@ -33,9 +33,11 @@ struct File {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct Entry {
+    #[serde(rename = "podUID")]
     pod_uid: String,
     container_name: String,
     resource_name: String,
+    #[serde(rename = "deviceIDs")]
     device_ids: Vec<String>,
     /// The `ContainerAllocateResponse`, protobuf, base64.
     alloc_resp: String,

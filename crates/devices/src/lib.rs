@@ -4,7 +4,9 @@
 //! - Plugins register on the `Registration` service at
 //!   `<root-dir>/device-plugins/kubelet.sock` ([`DeviceManager::run`]), or
 //!   through the plugin watcher as type `DevicePlugin`
-//!   ([`DeviceManager::handler`]). The manager dials the plugin, asks for
+//!   ([`DeviceManager::handler`]); `kubelet.sock` is served by a minimal
+//!   HTTP/2 of our own (`wire`), which takes grpc-go's socket-path
+//!   `:authority`. The manager dials the plugin, asks for
 //!   its options and keeps its `ListAndWatch` stream open.
 //! - [`DeviceManager::capacity`] follows each extended resource: capacity
 //!   counts every device, allocatable the healthy ones. A plugin that goes

@@ -5,7 +5,13 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["proto/pluginregistration/v1/api.proto", "proto/csi/v1/csi.proto"];
+const PROTOS: &[&str] = &[
+    "proto/pluginregistration/v1/api.proto",
+    "proto/csi/v1/csi.proto",
+    "proto/deviceplugin/v1beta1/api.proto",
+    "proto/dra/v1/api.proto",
+    "proto/dra/v1beta1/api.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

@@ -67,6 +67,12 @@ pub(crate) fn csi_tools() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(bin.trim()))
 }
 
+/// Builds the device plugins of the test bed (generic-device-plugin,
+/// dra-test-driver) if they are not cached yet; returns their bin directory.
+pub(crate) fn devices_tools() -> anyhow::Result<PathBuf> {
+    tool_bin_dir("tools/devices/build.sh", &[])
+}
+
 /// Builds the wasm fixtures (incrementally); returns their directory.
 pub(crate) fn build_fixtures() -> anyhow::Result<PathBuf> {
     let out = fixtures_dir();

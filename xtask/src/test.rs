@@ -1,6 +1,8 @@
 //! `cargo xtask test`: the whole suite, as CI runs it.
 //!
 //! Lints first (fmt, clippy with warnings denied), then the tests are built,
+//! while the Go tools that node tests start themselves (`tools/csi`,
+//! `tools/devices`) are built alongside (cached: a no-op once built); then
 //! a dedicated test bed comes up (its own directory and ports, so a demo test
 //! bed can keep running), every workspace test runs against it, and the test
 //! bed goes down again, also when something failed. After the tests, a
@@ -59,7 +61,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let tb = up(&location).await?;
     step("test bed up", t);
-
     let t = Instant::now();
     let go_tools = go_tools.join().map_err(|_| anyhow::anyhow!("the Go tools build panicked"))?;
     step("go tools wait", t);
@@ -94,10 +95,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Builds (or finds cached) what the tests start besides the control plane:
-/// kwok (the small benchmark's floor) and the CSI test-bed components.
+/// kwok (the small benchmark's floor), the CSI test-bed components and the
+/// device plugins (the node tests would otherwise build them one after the
+/// other, inside their own timeouts).
 fn go_tools() -> anyhow::Result<()> {
     steps::tool_bin_dir("tools/kwok/build.sh", &[])?;
     steps::csi_tools()?;
+    steps::devices_tools()?;
     Ok(())
 }
 

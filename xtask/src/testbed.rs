@@ -1,8 +1,9 @@
-//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH|csi --node NAME --root-dir DIR`.
+//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH|csi --node NAME --root-dir DIR|devices --node NAME --root-dir DIR`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use wasmlet_testbed::devices::DevicesBed;
 use wasmlet_testbed::{Config, Testbed};
 
 use crate::steps;
@@ -69,6 +70,19 @@ enum Command {
         #[arg(long)]
         root_dir: PathBuf,
     },
+    /// Start device plugins for the wasmlet node NAME whose `--root-dir` is
+    /// DIR: the generic device plugin (4 devices of wasmlet.test/null) and
+    /// upstream's DRA test driver, with its DeviceClass; print `export`
+    /// lines (WASMLET_DEVICE_RESOURCE, WASMLET_DEVICE_CLASS). `testbed down`
+    /// stops them.
+    Devices {
+        /// The wasmlet node's name.
+        #[arg(long)]
+        node: String,
+        /// The wasmlet node's `--root-dir`.
+        #[arg(long)]
+        root_dir: PathBuf,
+    },
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -106,6 +120,22 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let bed = wasmlet_testbed::csi::CsiBed::new(tb.dir(), &bin, &node, &root_dir);
             bed.start(&tb, &bin).await.context("starting CSI storage")?;
             eprintln!("CSI storage for node {node}: drivers {} and {}", bed.plain.name, bed.attach.name);
+            print!("{}", bed.exports());
+            Ok(())
+        }
+        Command::Devices { node, root_dir } => {
+            let tb = Testbed::open(&args.location.dir())?;
+            let bin = steps::devices_tools()?;
+            let root_dir = std::path::absolute(&root_dir).context("resolving --root-dir")?;
+            let bed = DevicesBed::new(tb.dir(), &bin, &node, &root_dir, &tb.admin_kubeconfig());
+            bed.start(&tb).await.context("starting the device plugins")?;
+            eprintln!(
+                "device plugins for node {node}: {} ({} devices), DRA driver {} (log {})",
+                wasmlet_testbed::devices::RESOURCE,
+                wasmlet_testbed::devices::DEVICES,
+                wasmlet_testbed::devices::DRA_DRIVER,
+                bed.dra_log().display()
+            );
             print!("{}", bed.exports());
             Ok(())
         }

@@ -58,4 +58,4 @@ pub use config::{
 };
 pub use heartbeat::Heartbeat;
 pub use register::register;
-pub use status::{MAX_IMAGES, MAX_NAMES_PER_IMAGE, NodeHealth};
+pub use status::{Extended, MAX_IMAGES, MAX_NAMES_PER_IMAGE, NodeHealth};

@@ -40,6 +40,19 @@ pub struct NodeHealth {
     /// The pressure conditions, as the eviction manager decides them
     /// (`MemoryPressure`, `DiskPressure`, `PIDPressure`).
     pub pressure: wasmlet_eviction::Conditions,
+    /// Extended resources of device plugins, by name: added to capacity
+    /// and allocatable. A resource once reported must stay (at 0 when its
+    /// plugin is gone): the status patch merges, it never drops a key.
+    pub extended: std::collections::BTreeMap<String, Extended>,
+}
+
+/// One extended resource's amounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extended {
+    /// All devices.
+    pub capacity: u64,
+    /// Healthy devices.
+    pub allocatable: u64,
 }
 
 /// The inputs of one status computation.
@@ -128,8 +141,14 @@ pub(crate) fn desired(current: Option<&NodeStatus>, inputs: &Inputs<'_>, now: Ti
             NodeAddress { type_: "InternalIP".into(), address: c.internal_ip.to_string() },
             NodeAddress { type_: "Hostname".into(), address: c.hostname.clone() },
         ]),
-        capacity: Some(Resources::capacity(inputs.sample, c).to_list()),
-        allocatable: Some(Resources::allocatable(inputs.sample, c).to_list()),
+        capacity: Some(with_extended(Resources::capacity(inputs.sample, c).to_list(), &inputs.health.extended, |e| {
+            e.capacity
+        })),
+        allocatable: Some(with_extended(
+            Resources::allocatable(inputs.sample, c).to_list(),
+            &inputs.health.extended,
+            |e| e.allocatable,
+        )),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(c.kubelet_port) }),
         }),
@@ -149,6 +168,18 @@ pub(crate) fn desired(current: Option<&NodeStatus>, inputs: &Inputs<'_>, now: Ti
         images: Some(images(&inputs.health.images)),
         ..NodeStatus::default()
     }
+}
+
+/// `list` with the extended resources' amounts (`pick`) added.
+fn with_extended(
+    mut list: ResourceList,
+    extended: &std::collections::BTreeMap<String, Extended>,
+    pick: fn(&Extended) -> u64,
+) -> ResourceList {
+    for (name, e) in extended {
+        list.insert(name.clone(), quantity::count(pick(e)));
+    }
+    list
 }
 
 /// The largest [`MAX_IMAGES`] images, at most [`MAX_NAMES_PER_IMAGE`] names each.

@@ -182,3 +182,20 @@ fn images_largest_first_and_capped() {
     assert_eq!(out[49].size_bytes, Some(10));
     assert!(out.iter().all(|i| i.names.as_ref().unwrap().len() == MAX_NAMES_PER_IMAGE));
 }
+
+#[test]
+fn extended_resources_join_capacity_and_allocatable_and_a_drop_to_zero_is_a_change() {
+    let mut health = ready();
+    health.extended.insert("wasmlet.test/null".into(), Extended { capacity: 4, allocatable: 3 });
+    let s = status(&health, None, at(0));
+    let get = |list: &Option<ResourceList>| list.as_ref().unwrap().get("wasmlet.test/null").map(|q| q.0.clone());
+    assert_eq!(get(&s.capacity).as_deref(), Some("4"));
+    assert_eq!(get(&s.allocatable).as_deref(), Some("3"));
+    assert_eq!(s.capacity.as_ref().unwrap().get("cpu").map(|q| q.0.as_str()), Some("2"), "the rest stays");
+
+    health.extended.insert("wasmlet.test/null".into(), Extended::default());
+    let gone = status(&health, Some(&s), at(10));
+    assert_eq!(get(&gone.capacity).as_deref(), Some("0"));
+    assert!(differs(Some(&s), &gone), "capacity 4 -> 0 must be patched");
+    assert!(!differs(Some(&gone), &status(&health, Some(&gone), at(20))));
+}

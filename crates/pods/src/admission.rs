@@ -52,7 +52,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(reason: &str, detail: &str) -> Self {
+    /// Reason `reason`, message `Pod was rejected: <detail>`.
+    pub fn new(reason: &str, detail: &str) -> Self {
         Self { reason: reason.to_owned(), message: format!("Pod was rejected: {detail}") }
     }
 }

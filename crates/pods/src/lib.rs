@@ -39,6 +39,7 @@ mod pull_secrets;
 pub use wasmlet_quantity as quantity;
 pub mod record;
 mod recovery;
+pub mod resources;
 pub mod sockets;
 mod spawn;
 pub mod spec;
@@ -63,6 +64,7 @@ pub use crate::admission::{Allocatable, WasmPolicy};
 pub use crate::backoff::BackoffConfig;
 pub use crate::evict::Eviction;
 pub use crate::images::Images;
+pub use crate::resources::{ContainerResources, NoResources, Note, PodResources, ResourceError};
 pub use crate::worker::{ContainerWorker, PodWorker};
 
 /// Settings of pod sync.
@@ -125,6 +127,7 @@ impl Pods {
             metrics,
             admitted: Mutex::new(HashMap::new()),
             pressure: std::sync::OnceLock::new(),
+            resources: std::sync::OnceLock::new(),
             checkpoint_writes: Arc::new(tokio::sync::Semaphore::new(checkpoint::MAX_CONCURRENT_WRITES)),
         });
         Self { shared, handles: Arc::default() }
@@ -222,6 +225,15 @@ impl Pods {
     pub fn set_pressure_admission(&self, admission: wasmlet_eviction::Admission) {
         if self.shared.pressure.set(admission).is_err() {
             tracing::warn!("pressure admission is already set; keeping the first");
+        }
+    }
+
+    /// Gives pods what node plugins offer (devices, claims). Set it once,
+    /// before [`run`](Self::run); later calls are ignored. Without it pods
+    /// get nothing extra ([`NoResources`]).
+    pub fn set_resources(&self, resources: std::sync::Arc<dyn PodResources>) {
+        if self.shared.resources.set(resources).is_err() {
+            tracing::warn!("pod resources are already set; keeping the first");
         }
     }
 

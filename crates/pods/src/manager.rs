@@ -197,6 +197,7 @@ impl Manager {
 
     /// Removes directories of pods this node no longer has (after the first list).
     fn remove_orphans(&self, listed: &HashSet<String>) {
+        self.shared.resources().retain(listed);
         let pods = self.shared.config.root_dir.join("pods");
         let Ok(entries) = std::fs::read_dir(&pods) else {
             return;

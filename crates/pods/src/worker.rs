@@ -44,11 +44,21 @@ pub(crate) struct Shared {
     pub(crate) admitted: Mutex<HashMap<String, Requests>>,
     /// Admission under node pressure (the eviction manager's), once set.
     pub(crate) pressure: std::sync::OnceLock<wasmlet_eviction::Admission>,
+    /// Devices and claims from node plugins, once set.
+    pub(crate) resources: std::sync::OnceLock<Arc<dyn crate::resources::PodResources>>,
     /// Bounds the checkpoint writes running at once (see [`checkpoint::Writer`]).
     pub(crate) checkpoint_writes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
+    /// Devices and claims from node plugins ([`crate::NoResources`] until set).
+    pub(crate) fn resources(&self) -> &dyn crate::resources::PodResources {
+        match self.resources.get() {
+            Some(r) => r.as_ref(),
+            None => &crate::resources::NoResources,
+        }
+    }
+
     /// The addresses a pod reports: the node's, and the pod's own once it has one.
     pub(crate) fn addresses(&self, record: &PodRecord) -> Addresses {
         let host_ip = self.config.node_ip.to_string();
@@ -230,6 +240,25 @@ impl PodWorker {
             .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
             .unwrap_or(30);
         Duration::from_secs(secs.max(0) as u64)
+    }
+
+    /// Frees what the pod holds from node plugins (devices, prepared
+    /// claims) now that nothing of it runs: retried with back-off until it
+    /// works (as upstream, which keeps the pod terminating until its claims
+    /// are unprepared) or the agent stops (the plugin managers' checkpoints
+    /// remember it for the next start).
+    pub(crate) async fn release_resources(&mut self) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let Err(e) = self.shared.resources().release(&self.pod).await else { return };
+            tracing::warn!(reason = %e.reason, message = %e.message, retry_in = ?delay, "releasing the pod's devices and claims failed");
+            let cancel = self.cancel.clone();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
     }
 
     /// Stops every container with `grace`: regular containers first, then

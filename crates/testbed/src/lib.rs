@@ -14,6 +14,7 @@ mod bootstrap;
 mod cluster;
 pub mod config;
 pub mod csi;
+pub mod devices;
 pub mod fixtures;
 
 mod kubeconfig;

@@ -297,7 +297,7 @@ async fn wait_port(dir: &Path, component: &str, port: u16, timeout: Duration) ->
 }
 
 /// Polls `check` until it returns true, failing early if the component exits.
-async fn wait_for<F, Fut>(dir: &Path, component: &str, timeout: Duration, mut check: F) -> Result<()>
+pub(crate) async fn wait_for<F, Fut>(dir: &Path, component: &str, timeout: Duration, mut check: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

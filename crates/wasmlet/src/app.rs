@@ -1,6 +1,6 @@
 //! Wiring: node registration, heartbeats, the kubelet API, the plugin
-//! watcher and CSI, pod sync and the eviction manager, and a two-phase
-//! shutdown.
+//! watcher with CSI, device plugins and DRA, pod sync and the eviction
+//! manager, and a two-phase shutdown.
 //!
 //! On SIGTERM or SIGINT: (1) pod sync stops — every pod's containers stop
 //! within their grace period (capped by [`SHUTDOWN_GRACE`]) and the record of
@@ -95,7 +95,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         },
     );
     csi.spawn(&tracker, late.clone());
-    start_plugin_watcher(&settings, &csi, &tracker, late.clone());
+    let plugged = start_plugins(&settings, &client, &csi, &tracker, late.clone());
+    let extended = plugged.devices.capacity();
 
     let sources = wasmlet_volumes::Sources::new(client.clone(), Default::default(), late.clone());
     let volumes = wasmlet_volumes::Volumes::new(
@@ -133,6 +134,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         volumes,
         metrics.clone(),
     ));
+    pods.set_resources(plugged);
     let target = crate::eviction::Node::new(
         client.clone(),
         pods.clone(),
@@ -155,7 +157,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     api::start(&settings, &identity, routes, metrics.clone(), &tracker, late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
-    tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure));
+    tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure, extended));
 
     pods.run(shutdown.clone(), synced).await;
     tracing::info!("pods stopped; stopping the kubelet API and heartbeat");
@@ -170,17 +172,29 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
 /// Feeds the heartbeat: Ready once pods are listed (NotReady with the reason
 /// when the pod network is broken, as upstream does for a runtime whose
 /// network plugin is not ready), and the eviction manager's pressure
-/// conditions as they change. Returns when the heartbeat is gone.
+/// conditions and the device plugins' extended resources as they change.
+/// Returns when the heartbeat is gone.
 async fn node_health(
     health: watch::Sender<NodeHealth>,
     listed: Arc<Notify>,
     network: wasmlet_network::Status,
     mut pressure: watch::Receiver<wasmlet_eviction::Conditions>,
+    mut extended: watch::Receiver<wasmlet_devices::Capacity>,
 ) {
     let mut listed = std::pin::pin!(listed.notified());
-    let (mut waiting, mut pressure_open) = (true, true);
+    let (mut waiting, mut pressure_open, mut extended_open) = (true, true, true);
+    // Resources known from the checkpoint count 0 until their plugin is back.
+    extended.mark_changed();
     loop {
         tokio::select! {
+            changed = extended.changed(), if extended_open => {
+                if changed.is_err() {
+                    extended_open = false;
+                    continue;
+                }
+                let now = crate::plugins::extended(&extended.borrow_and_update());
+                health.send_if_modified(|h| std::mem::replace(&mut h.extended, now.clone()) != now);
+            }
             () = &mut listed, if waiting => {
                 waiting = false;
                 let message = if network.ready {
@@ -221,16 +235,33 @@ fn node_config(s: &Settings) -> NodeConfig {
     c
 }
 
-/// The plugin watcher on `<root-dir>/plugins_registry`, with the CSI
-/// handler (device plugins and DRA drivers are refused for now: no handler).
-fn start_plugin_watcher(settings: &Settings, csi: &wasmlet_csi::Csi, tracker: &TaskTracker, cancel: CancellationToken) {
-    let handlers = wasmlet_plugins::Handlers::new().with(wasmlet_plugins::CSI_PLUGIN, csi.handler());
-    let watcher = wasmlet_plugins::Watcher::new(wasmlet_plugins::Config::new(&settings.root_dir), handlers);
-    tracker.spawn(async move {
-        if let Err(e) = watcher.run(cancel).await {
-            tracing::error!(error = %wasmlet_retry::Chain(&e), "the plugin watcher could not start: no CSI driver can register");
-        }
-    });
+/// Device plugins and DRA drivers: their managers, and the plugin watcher
+/// on `<root-dir>/plugins_registry` with them and CSI, all stopping with
+/// `cancel`.
+fn start_plugins(
+    settings: &Settings,
+    client: &kube::Client,
+    csi: &wasmlet_csi::Csi,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> Arc<crate::resources::NodeResources> {
+    let mut devices_config = wasmlet_devices::Config::new(&settings.root_dir);
+    devices_config.stop_grace = settings.devices.stop_grace;
+    let devices = wasmlet_devices::DeviceManager::new(devices_config);
+    let dra_config = wasmlet_dra::Config::new(&settings.node_name, &settings.root_dir);
+    let dra = wasmlet_dra::DraManager::new(Arc::new(wasmlet_dra::KubeApi(client.clone())), dra_config);
+    let handlers = wasmlet_plugins::Handlers::new()
+        .with(wasmlet_plugins::CSI_PLUGIN, csi.handler())
+        .with(wasmlet_plugins::DEVICE_PLUGIN, devices.handler())
+        .with(wasmlet_plugins::DRA_PLUGIN, dra.handler());
+    crate::plugins::spawn(settings, &devices, &dra, handlers, tracker, cancel.clone());
+    Arc::new(crate::resources::NodeResources {
+        devices,
+        dra,
+        cdi: wasmlet_cdi::Registry::new(settings.devices.cdi_dirs.clone()),
+        tasks: tracker.clone(),
+        cancel,
+    })
 }
 
 /// Watches this node's `spec.podCIDR` (the controller manager sets it after

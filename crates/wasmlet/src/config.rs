@@ -146,6 +146,15 @@ pub(crate) struct Args {
     #[arg(long, env = "WASMLET_KUBE_RESERVED")]
     #[serde(deserialize_with = "eviction::equals_map")]
     pub(crate) kube_reserved: Option<String>,
+    /// How long the resources of a device plugin that went away keep their
+    /// capacity before it drops to 0 (default 5m, as upstream).
+    #[arg(long, env = "WASMLET_DEVICE_PLUGIN_STOP_GRACE_PERIOD")]
+    pub(crate) device_plugin_stop_grace_period: Option<String>,
+    /// CDI spec directories, comma-separated, lowest priority first
+    /// (default /etc/cdi,/var/run/cdi,<root-dir>/cdi).
+    #[arg(long, env = "WASMLET_CDI_SPEC_DIRS")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) cdi_spec_dirs: Option<String>,
     /// The most any guest may connect to, CIDRs or IPs, comma-separated, or
     /// `none` (default: everything). Destinations on the node itself are
     /// refused on top of it.
@@ -179,6 +188,7 @@ pub(crate) struct Settings {
     pub(crate) security: security::Security,
     pub(crate) eviction: wasmlet_eviction::Config,
     pub(crate) reserved: wasmlet_node::Reserved,
+    pub(crate) devices: devices::Devices,
     /// Where guests may connect: the node's limits (`--guest-outbound-cidrs`,
     /// `--allowed-node-local-destinations`).
     pub(crate) guest_network: wasmlet_runtime::NodePolicy,
@@ -242,6 +252,8 @@ impl Args {
             volume_stats_agg_period,
             system_reserved,
             kube_reserved,
+            device_plugin_stop_grace_period,
+            cdi_spec_dirs,
             guest_outbound_cidrs,
             allowed_node_local_destinations
         );
@@ -317,6 +329,11 @@ impl Args {
             "host" => wasmlet_network::Mode::Host,
             other => return Err(invalid(format!("--pod-network {other:?}: expected addresses or host"))),
         };
+        let devices = devices::settings(
+            self.device_plugin_stop_grace_period.as_deref(),
+            self.cdi_spec_dirs.as_deref(),
+            &root_dir,
+        )?;
         let pod_interface = match &pod_network {
             wasmlet_network::Mode::Addresses { interface } => Some(interface.clone()),
             wasmlet_network::Mode::Host => None,
@@ -354,6 +371,7 @@ impl Args {
             security,
             eviction,
             reserved,
+            devices,
             guest_network,
             volume_stats_period,
         })
@@ -494,6 +512,7 @@ fn list_from_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     Ok(list.map(|l| l.join(",")))
 }
 
+mod devices;
 mod eviction;
 mod network;
 mod security;

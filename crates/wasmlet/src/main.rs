@@ -8,6 +8,8 @@ mod app;
 mod config;
 mod eviction;
 mod identity;
+mod plugins;
+mod resources;
 mod tls;
 
 use std::process::ExitCode;

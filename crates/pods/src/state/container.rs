@@ -502,9 +502,36 @@ impl State<ContainerWorker> for Completed {
 }
 
 /// The container's environment (with ConfigMap, Secret, downward API and
-/// service-link values) and its volume mounts; an error is a
+/// service-link values), its volume mounts, and what node plugins give it
+/// (devices, claims: [`crate::resources`]); an error is a
 /// `CreateContainerConfigError` message.
 async fn container_config(w: &ContainerWorker) -> Result<(Vec<(String, String)>, Vec<wasmlet_runtime::Mount>), String> {
+    let (env, mut mounts) = own_config(w).await?;
+    let extra = w.shared.resources().container(&w.pod, &w.spec).await?;
+    if w.created.is_some() {
+        for note in &extra.notes {
+            w.shared.events.warning(&w.pod, Some(w.name()), &note.reason, note.message.clone()).await;
+        }
+    }
+    let mut all = extra.env_defaults;
+    for (k, v) in env.into_iter().chain(extra.env_overrides) {
+        match all.iter_mut().find(|(name, _)| *name == k) {
+            Some(slot) => slot.1 = v,
+            None => all.push((k, v)),
+        }
+    }
+    for m in extra.mounts {
+        if mounts.iter().any(|have| have.guest == m.guest) {
+            tracing::warn!(path = %m.guest, "a device mount is at a path a volume already uses; keeping the volume");
+        } else {
+            mounts.push(m);
+        }
+    }
+    Ok((all, mounts))
+}
+
+/// The container's own environment and volume mounts.
+async fn own_config(w: &ContainerWorker) -> Result<(Vec<(String, String)>, Vec<wasmlet_runtime::Mount>), String> {
     let addrs = w.shared.addresses(&w.record.lock().unwrap_or_else(|p| p.into_inner()));
     let ctx = wasmlet_volumes::EnvContext {
         pod_ips: vec![addrs.pod_ip],

@@ -107,13 +107,17 @@ impl State<PodWorker> for Admitting {
                 return Transition::next(self, Finished(Seal));
             };
             let requests = Requests::of(spec);
+            // As upstream's admit handlers: pressure, then devices, then resources.
+            let early = match admission::under_pressure(w.shared.pressure.get(), &w.pod) {
+                Ok(()) => w.shared.resources().admit(&w.pod).await,
+                Err(rejection) => Err(rejection),
+            };
             let verdict = {
                 let mut admitted = w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner());
                 let others: Vec<Requests> =
                     admitted.iter().filter(|(uid, _)| **uid != w.uid).map(|(_, r)| *r).collect();
                 let cfg = &w.shared.config;
-                let verdict = admission::under_pressure(w.shared.pressure.get(), &w.pod)
-                    .and_then(|()| admission::admit(&w.pod, &others, &cfg.allocatable, &cfg.wasm));
+                let verdict = early.and_then(|()| admission::admit(&w.pod, &others, &cfg.allocatable, &cfg.wasm));
                 if verdict.is_ok() {
                     admitted.insert(w.uid.clone(), requests);
                 }
@@ -216,6 +220,15 @@ impl State<PodWorker> for Starting {
             }
             spawn_refresh(w, volumes.clone());
             w.volumes = Some(volumes);
+            // Claims (DRA) are prepared once volumes are ready, before any container.
+            let mut delay = RETRY_MIN;
+            while let Err(e) = w.shared.resources().prepare(&w.pod).await {
+                let pod = w.pod.clone();
+                w.shared.events.warning(&pod, None, &e.reason, e.message).await;
+                if let Err(stop) = retry_after(w, &mut delay).await {
+                    return stop.transition(self);
+                }
+            }
             w.update(|r| r.sandbox_ready = true);
             w.sync_status().await;
             Transition::next(self, Initializing(Seal))
@@ -389,6 +402,7 @@ impl State<PodWorker> for Running {
                     w.update(|r| r.terminating = true);
                     let grace = w.grace();
                     w.stop_all(grace, STOP_SLACK).await;
+                    w.release_resources().await;
                     w.sync_status().await;
                     return Transition::next(self, Finished(Seal));
                 }
@@ -478,6 +492,9 @@ impl State<PodWorker> for Terminating {
                     .await;
             }
             w.stop_all(self.grace, STOP_SLACK).await;
+            // Upstream unprepares claims after the containers stop and
+            // before the final status, which lets the claim be deallocated.
+            w.release_resources().await;
             if let Some(verdict) = self.verdict.clone() {
                 w.update(|r| r.verdict = Some(verdict));
             }
@@ -494,6 +511,8 @@ impl State<PodWorker> for Finished {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             w.shared.admitted.lock().unwrap_or_else(|p| p.into_inner()).remove(&w.uid);
+            // Rejected and recovered pods never passed Terminating.
+            w.release_resources().await;
             // Nothing runs any more: the address goes back to the pool (the
             // status keeps reporting it, as upstream does).
             w.shared.network.detach(&w.uid).await;

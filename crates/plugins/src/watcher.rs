@@ -3,7 +3,8 @@
 //! The directory is watched with `notify` (inotify), but events only wake
 //! the watcher: it then lists the directory tree and compares with what it
 //! knows, so a missed, merged or reordered event changes nothing. A socket
-//! is known by its path and inode: a plugin that restarts and binds its
+//! is known by its path, inode and change time (a new socket often gets the
+//! inode number of the one just removed): a plugin that restarts and binds its
 //! socket again is deregistered, then registered anew.
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::Notify;
@@ -46,12 +48,16 @@ pub enum WatchError {
     },
 }
 
-/// A socket as listed: path and inode.
-type SocketId = (PathBuf, u64);
+/// A socket file's identity: inode number and change time (seconds,
+/// nanoseconds).
+type Identity = (u64, i64, i64);
+
+/// A socket as listed: path and identity.
+type SocketId = (PathBuf, Identity);
 
 /// The task of one socket.
 struct Entry {
-    inode: u64,
+    inode: Identity,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -61,12 +67,19 @@ struct Entry {
 pub struct Watcher {
     config: Config,
     handlers: Handlers,
+    scans: Arc<AtomicU64>,
 }
 
 impl Watcher {
     /// A watcher of `config.dir` using `handlers`.
     pub fn new(config: Config, handlers: Handlers) -> Self {
-        Self { config, handlers }
+        Self { config, handlers, scans: Arc::default() }
+    }
+
+    /// How many times the directory has been listed so far (one per wake-up
+    /// or rescan), shared with the running watcher.
+    pub fn scans(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.scans)
     }
 
     /// Creates the directory and starts watching it; then runs until
@@ -82,8 +95,10 @@ impl Watcher {
         fs::create_dir_all(&dir).map_err(|source| WatchError::CreateDir { path: dir.clone(), source })?;
         let wake = Arc::new(Notify::new());
         let waker = wake.clone();
-        let mut inotify = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            waker.notify_one();
+        let mut inotify = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.as_ref().map_or(true, |e| wakes(&e.kind)) {
+                waker.notify_one();
+            }
         })
         .map_err(|source| WatchError::Watch { path: dir.clone(), source })?;
         inotify
@@ -93,8 +108,9 @@ impl Watcher {
 
         let tracker = TaskTracker::new();
         let mut entries: HashMap<PathBuf, Entry> = HashMap::new();
+        let mut retiring: HashMap<PathBuf, JoinHandle<()>> = HashMap::new();
         loop {
-            self.sync(&mut entries, &tracker, &cancel);
+            self.sync(&mut entries, &mut retiring, &tracker, &cancel);
             tokio::select! {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(self.config.rescan) => {}
@@ -108,11 +124,21 @@ impl Watcher {
     }
 
     /// Starts tasks for new sockets and stops those of vanished ones.
-    fn sync(&self, entries: &mut HashMap<PathBuf, Entry>, tracker: &TaskTracker, cancel: &CancellationToken) {
-        let listed: HashMap<PathBuf, u64> = list_sockets(&self.config.dir).into_iter().collect();
+    fn sync(
+        &self,
+        entries: &mut HashMap<PathBuf, Entry>,
+        retiring: &mut HashMap<PathBuf, JoinHandle<()>>,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) {
+        self.scans.fetch_add(1, Ordering::Relaxed);
+        let listed: HashMap<PathBuf, Identity> = list_sockets(&self.config.dir).into_iter().collect();
         let gone: Vec<PathBuf> =
             entries.iter().filter(|(path, e)| listed.get(*path) != Some(&e.inode)).map(|(p, _)| p.clone()).collect();
-        let mut previous: HashMap<PathBuf, JoinHandle<()>> = HashMap::new();
+        // Tasks of removed sockets deregister on their own; a new socket at
+        // the same path (seen in this scan or a later one) waits for that.
+        let previous = retiring;
+        previous.retain(|_, task| !task.is_finished());
         for path in gone {
             if let Some(entry) = entries.remove(&path) {
                 tracing::info!(plugin.socket = %path.display(), "plugin socket removed or replaced");
@@ -138,8 +164,6 @@ impl Watcher {
             let task = tracker.spawn(run.instrument(span));
             entries.insert(path, Entry { inode, cancel: token, task });
         }
-        // Tasks of removed sockets finish deregistering on their own.
-        drop(previous);
     }
 }
 
@@ -159,12 +183,14 @@ async fn socket_task(
     }
     let mut delays = config.retry.delays();
     let plugin: Plugin = loop {
-        let attempt = tokio::select! {
-            r = register::register(&socket, &handlers, &config.timeouts) => r,
-            () = cancel.cancelled() => return,
-        };
+        // Not raced with `cancel`: an attempt dropped after the handler
+        // registered the plugin would leave it registered for ever. Each step
+        // of an attempt is bounded by its timeout; a plugin registered just
+        // as its socket went is deregistered below.
+        let attempt = register::register(&socket, &handlers, &config.timeouts).await;
         match attempt {
             Ok(plugin) => break plugin,
+            Err(_) if cancel.is_cancelled() => return,
             Err(e) => {
                 let delay = delays.next().unwrap_or(config.retry.max);
                 tracing::warn!(error = %wasmlet_retry::Chain(&e), retry_in = ?delay, "plugin registration failed");
@@ -186,8 +212,16 @@ async fn socket_task(
     tracing::info!(plugin.kind = %plugin.kind, plugin.name = %plugin.name, "plugin deregistered");
 }
 
+/// Whether an inotify event may mean a socket came or went. Access events
+/// (open, read, close) do not: listing the directory makes them, so waking
+/// on them would list it again at once, for ever (a busy agent with no
+/// plugin at all).
+pub(crate) fn wakes(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
+}
+
 /// Every socket under `dir` (recursively), skipping names that start with
-/// `.`, with its inode.
+/// `.`, with its identity.
 pub(crate) fn list_sockets(dir: &Path) -> Vec<SocketId> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_owned()];
@@ -201,7 +235,7 @@ pub(crate) fn list_sockets(dir: &Path) -> Vec<SocketId> {
             if meta.is_dir() {
                 dirs.push(entry.path());
             } else if meta.file_type().is_socket() {
-                out.push((entry.path(), meta.ino()));
+                out.push((entry.path(), (meta.ino(), meta.ctime(), meta.ctime_nsec())));
             }
         }
     }

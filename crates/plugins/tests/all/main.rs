@@ -195,3 +195,27 @@ async fn a_replaced_socket_is_deregistered_then_registered_again() {
 
 /// Keeps servers' bookkeeping shared with the test.
 pub(crate) type Shared<T> = Arc<Mutex<T>>;
+
+/// With no plugin, the watcher lists the directory once at start and then
+/// only on its rescan period: its own listing (inotify open/close events)
+/// must not wake it again, which once kept an idle agent at ~70 % of a CPU.
+#[tokio::test]
+async fn an_idle_watcher_does_not_wake_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.rescan = Duration::from_secs(3600);
+    let watcher = Watcher::new(c, Handlers::new().with(KIND, Arc::new(Recorder { tx: mpsc::unbounded_channel().0 })));
+    let scans = watcher.scans();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(watcher.run(cancel.clone()));
+    wait_for("the first scan", || scans.load(std::sync::atomic::Ordering::Relaxed) >= 1).await;
+    // Real time: inotify events are real. A wake-up loop scans thousands of times.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = scans.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(idle <= 2, "{idle} scans in a second with nothing in the directory");
+    // A new entry still wakes it.
+    std::fs::create_dir(dir.path().join("plugins_registry").join("sub")).unwrap();
+    wait_for("a scan after a change", || scans.load(std::sync::atomic::Ordering::Relaxed) > idle).await;
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

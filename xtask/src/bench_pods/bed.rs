@@ -16,7 +16,7 @@ use wasmlet_testbed::{Testbed, client_from_kubeconfig};
 
 /// The benchmark's own test bed: its own directory and ports, so it never
 /// disturbs a shared one.
-pub(crate) const DEFAULT_PORT_BASE: u16 = 26640;
+pub(crate) const DEFAULT_PORT_BASE: u16 = 26840;
 /// Its pod network: room for 128 nodes of a /19 (8,190 pods) each.
 pub(crate) const CLUSTER_CIDR: &str = "10.128.0.0/12";
 /// The node CIDR size: 5,000 pods on one node need a /19 or larger.

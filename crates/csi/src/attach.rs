@@ -4,43 +4,39 @@
 //! attached a VolumeAttachment).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Follows this Node's `status.volumesAttached` into `tx` until `cancel`.
+/// Follows this Node's `status.volumesAttached` into `tx` until `cancel`,
+/// from the agent's one watch of its Node (`nodes`).
 pub(crate) async fn watch_attached(
-    client: kube::Client,
-    node: String,
+    mut nodes: watch::Receiver<Option<Arc<Node>>>,
     tx: watch::Sender<BTreeSet<String>>,
     cancel: CancellationToken,
 ) {
-    let api: Api<Node> = Api::all(client);
-    let config = watcher::Config::default().fields(&format!("metadata.name={node}"));
-    let stream = watcher::watcher(api, config).default_backoff().applied_objects();
-    let mut stream = std::pin::pin!(stream);
     loop {
-        tokio::select! {
-            item = stream.next() => match item {
-                Some(Ok(n)) => {
-                    let attached: BTreeSet<String> = n
-                        .status
-                        .and_then(|s| s.volumes_attached)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|v| v.name)
-                        .collect();
-                    tx.send_if_modified(|cur| if *cur == attached { false } else { *cur = attached; true });
+        let attached: Option<BTreeSet<String>> = nodes.borrow_and_update().as_ref().map(|n| {
+            let status = n.status.as_ref().and_then(|s| s.volumes_attached.as_ref());
+            status.into_iter().flatten().map(|v| v.name.clone()).collect()
+        });
+        if let Some(attached) = attached {
+            tx.send_if_modified(|cur| {
+                if *cur == attached {
+                    false
+                } else {
+                    *cur = attached;
+                    true
                 }
-                Some(Err(e)) => tracing::debug!(error = %e, "node watch failed; retrying"),
-                None => return,
-            },
+            });
+        }
+        tokio::select! {
+            changed = nodes.changed() => if changed.is_err() { return },
             () = cancel.cancelled() => return,
         }
     }

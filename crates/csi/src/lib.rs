@@ -127,19 +127,20 @@ impl Csi {
 
     /// Starts the background work on `tracker` until `cancel`: the CSINode
     /// (created even with no drivers), the watch of `volumesAttached`, the
-    /// `volumesInUse` reports and the stats.
-    pub fn spawn(&self, tracker: &TaskTracker, cancel: CancellationToken) {
+    /// `volumesInUse` reports and the stats. `nodes` is the agent's watch of
+    /// its own Node (latest object).
+    pub fn spawn(
+        &self,
+        tracker: &TaskTracker,
+        nodes: tokio::sync::watch::Receiver<Option<Arc<k8s_openapi::api::core::v1::Node>>>,
+        cancel: CancellationToken,
+    ) {
         let inner = &self.volumes.inner;
         let node = inner.config.node_name.clone();
         let nodeinfo = self.nodeinfo.clone();
         let c = cancel.clone();
         tracker.spawn(async move { nodeinfo.init_until_done(&c).await }.instrument(tracing::info_span!("csinode")));
-        tracker.spawn(attach::watch_attached(
-            inner.client.clone(),
-            node.clone(),
-            self.attached.clone(),
-            cancel.clone(),
-        ));
+        tracker.spawn(attach::watch_attached(nodes, self.attached.clone(), cancel.clone()));
         tracker.spawn(attach::report_in_use(inner.client.clone(), node, self.in_use.clone(), cancel.clone()));
         // A period of 0 turns the measurement off, as upstream's.
         if !inner.config.stats_period.is_zero() {

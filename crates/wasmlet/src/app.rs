@@ -79,7 +79,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let network =
         wasmlet_network::PodNetwork::start(settings.pod_network.clone(), settings.node_ip, &tracker, late.clone())
             .await;
-    tracker.spawn(pod_cidr(client.clone(), settings.node_name.clone(), network.clone(), late.clone()));
+    // One watch of this Node for everything that follows it.
+    let (node_tx, node_rx) = watch::channel(None);
+    tracker.spawn(own_node(client.clone(), settings.node_name.clone(), node_tx, late.clone()));
+    tracker.spawn(pod_cidr(node_rx.clone(), network.clone(), late.clone()));
     let (health_tx, health_rx) = watch::channel(NodeHealth {
         ready: false,
         message: "wasmlet is starting: pod sync has not listed pods yet".into(),
@@ -94,7 +97,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             ..wasmlet_csi::Config::new(&settings.node_name, settings.root_dir.clone())
         },
     );
-    csi.spawn(&tracker, late.clone());
+    csi.spawn(&tracker, node_rx, late.clone());
     let plugged = start_plugins(&settings, &client, &csi, &tracker, late.clone());
     let extended = plugged.devices.capacity();
 
@@ -264,9 +267,9 @@ fn start_plugins(
     })
 }
 
-/// Watches this node's `spec.podCIDR` (the controller manager sets it after
-/// registration) and hands it to the pod network.
-async fn pod_cidr(client: kube::Client, node: String, network: wasmlet_network::PodNetwork, cancel: CancellationToken) {
+/// Watches this Node and publishes the latest object to `tx` (the pod
+/// network's podCIDR and the CSI attach state follow it).
+async fn own_node(client: kube::Client, node: String, tx: watch::Sender<Option<Arc<Node>>>, cancel: CancellationToken) {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
     let api: kube::Api<Node> = kube::Api::all(client);
@@ -277,13 +280,30 @@ async fn pod_cidr(client: kube::Client, node: String, network: wasmlet_network::
         tokio::select! {
             item = stream.next() => match item {
                 Some(Ok(n)) => {
-                    if let Some(cidr) = n.spec.and_then(|s| s.pod_cidr) {
-                        network.set_pod_cidr(&cidr);
-                    }
+                    tx.send_replace(Some(Arc::new(n)));
                 }
                 Some(Err(e)) => tracing::debug!(error = %e, "node watch failed; retrying"),
                 None => return,
             },
+            () = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Hands this node's `spec.podCIDR` (the controller manager sets it after
+/// registration) to the pod network.
+async fn pod_cidr(
+    mut nodes: watch::Receiver<Option<Arc<Node>>>,
+    network: wasmlet_network::PodNetwork,
+    cancel: CancellationToken,
+) {
+    loop {
+        let cidr = nodes.borrow_and_update().as_ref().and_then(|n| n.spec.as_ref()?.pod_cidr.clone());
+        if let Some(cidr) = cidr {
+            network.set_pod_cidr(&cidr);
+        }
+        tokio::select! {
+            changed = nodes.changed() => if changed.is_err() { return },
             () = cancel.cancelled() => return,
         }
     }

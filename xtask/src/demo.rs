@@ -26,8 +26,11 @@ const NAMESPACE: &str = "demo";
 pub(crate) async fn run() -> anyhow::Result<()> {
     let tb = up(&Location { dir: None, port_base: None }).await?;
     let bin = build_wasmlet()?;
-    start_node(&tb, &bin)?;
+    let pid = start_node(&tb, &bin)?;
     banner("nodes");
+    // `kubectl wait` answers NotFound at once for a Node that has not
+    // registered yet, so wait for the Node object first.
+    wait_registered(&tb, pid)?;
     wait(&tb, &["wait", "--for=condition=Ready", &format!("node/{NODE}"), "--timeout=90s"])?;
     kubectl(&tb, &["get", "nodes", "-o", "wide"])?;
 
@@ -81,10 +84,11 @@ fn build_wasmlet() -> anyhow::Result<PathBuf> {
 
 /// Starts the demo node unless it already runs; it is recorded in the test
 /// bed, so `testbed down` stops it.
-fn start_node(tb: &Testbed, bin: &std::path::Path) -> anyhow::Result<()> {
-    if process::recorded_pid(tb.dir(), NODE).is_some_and(process::is_alive) {
+/// Start the demo node unless it already runs; its pid.
+fn start_node(tb: &Testbed, bin: &std::path::Path) -> anyhow::Result<u32> {
+    if let Some(pid) = process::recorded_pid(tb.dir(), NODE).filter(|pid| process::is_alive(*pid)) {
         eprintln!("wasmlet node {NODE} already runs");
-        return Ok(());
+        return Ok(pid);
     }
     let ip = wasmlet_testbed::host_ip();
     let creds = tb.node_credentials(NODE, &[ip])?;
@@ -105,7 +109,30 @@ fn start_node(tb: &Testbed, bin: &std::path::Path) -> anyhow::Result<()> {
     };
     let pid = node.spawn(tb.dir())?;
     eprintln!("started wasmlet node {NODE} (pid {pid}), log: {}", process::log_path(tb.dir(), NODE).display());
-    Ok(())
+    Ok(pid)
+}
+
+/// Wait until the node's Node object exists, failing early if the node exits.
+fn wait_registered(tb: &Testbed, pid: u32) -> anyhow::Result<()> {
+    let log = process::log_path(tb.dir(), NODE);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = kubectl_cmd(tb).args(["get", "node", NODE, "-o", "name"]).output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        if !process::is_alive(pid) {
+            bail!("wasmlet node {NODE} exited before it registered; its log: {}", log.display());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "node/{NODE} did not register within 90 s ({}); its log: {}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 fn wait_for_ticks(tb: &Testbed) -> anyhow::Result<()> {

@@ -100,10 +100,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::NodeKubeconfig { name } => {
             let tb = Testbed::open(&args.location.dir())?;
-            let creds = tb.node_credentials(&name, &[])?;
+            // The serving certificate must name an address the apiserver can
+            // reach the node on: it refuses loopback for `nodes/NAME/proxy`.
+            let ip = wasmlet_testbed::host_ip();
+            let creds = tb.node_credentials(&name, &[ip])?;
             println!("{}", creds.kubeconfig.display());
             println!("{}", creds.serving.cert.display());
             println!("{}", creds.serving.key.display());
+            eprintln!("start node {name} with --node-ip={ip}: its serving certificate names {ip} and 127.0.0.1");
             Ok(())
         }
         Command::BootstrapKubeconfig { path, hours } => {

@@ -203,6 +203,7 @@ fn start_node(tb: &Testbed, bin: &std::path::Path) -> anyhow::Result<u32> {
         .arg(format!("--node-ip={ip}"))
         .arg(format!("--root-dir={}", root.display()))
         .arg(format!("--port={port}"))
+        .arg("--healthz-port=0")
         .arg(format!("--tls-cert-file={}", creds.serving.cert.display()))
         .arg(format!("--tls-private-key-file={}", creds.serving.key.display()))
         .arg(format!("--insecure-registries={}", tb.registry()))

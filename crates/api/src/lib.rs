@@ -19,6 +19,7 @@
 
 pub mod auth;
 mod error;
+mod healthz;
 mod logs;
 mod names;
 mod provider;
@@ -28,8 +29,10 @@ mod server;
 pub mod stats;
 mod streaming;
 mod tls;
+mod tls_policy;
 
 pub use auth::Auth;
+pub use healthz::{DEFAULT_HEALTHZ_PORT, healthz_router, serve_healthz};
 pub use provider::{LogSource, LookupError, Provider};
 pub use router::router;
 pub use server::{
@@ -37,3 +40,4 @@ pub use server::{
 };
 pub use stats::Telemetry;
 pub use tls::{Error as TlsError, Tls};
+pub use tls_policy::{PolicyError as TlsPolicyError, TlsPolicy};

@@ -80,6 +80,8 @@ pub struct ServerConfig {
     /// Authentication and authorization. `None` answers every client that
     /// completes the handshake (a warning is logged).
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Protocol versions and cipher suites offered.
+    pub tls_policy: crate::TlsPolicy,
 }
 
 impl ServerConfig {
@@ -94,6 +96,7 @@ impl ServerConfig {
             max_log_streams: router::DEFAULT_MAX_LOG_STREAMS,
             client_ca: None,
             auth: None,
+            tls_policy: crate::TlsPolicy::default(),
         }
     }
 }
@@ -132,9 +135,10 @@ impl Server {
     ///
     /// [`Error::Tls`], [`Error::Bind`].
     pub async fn bind(config: ServerConfig, provider: Arc<dyn Provider>) -> Result<Server> {
-        let tls = Tls::load_with_client_ca(&config.cert, &config.key, config.client_ca.as_deref())
-            .await
-            .map_err(Error::Tls)?;
+        let tls =
+            Tls::load_with_policy(&config.cert, &config.key, config.client_ca.as_deref(), config.tls_policy.clone())
+                .await
+                .map_err(Error::Tls)?;
         let bind_error = |source| Error::Bind { addr: config.addr, source };
         let listener = TcpListener::bind(config.addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;

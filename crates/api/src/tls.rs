@@ -21,6 +21,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 
+use crate::tls_policy::TlsPolicy;
+
 /// Result alias for this module.
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -80,6 +82,7 @@ pub enum Error {
 pub struct Tls {
     config: RustlsConfig,
     client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    policy: TlsPolicy,
 }
 
 impl std::fmt::Debug for Tls {
@@ -108,12 +111,22 @@ impl Tls {
     ///
     /// See [`Error`].
     pub async fn load_with_client_ca(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Tls> {
+        Tls::load_with_policy(cert, key, client_ca, TlsPolicy::default()).await
+    }
+
+    /// [`Tls::load_with_client_ca`], offering the versions and suites of
+    /// `policy` (kept across [`Tls::reload`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`Error`].
+    pub async fn load_with_policy(cert: &Path, key: &Path, client_ca: Option<&Path>, policy: TlsPolicy) -> Result<Tls> {
         let client_auth = match client_ca {
             Some(path) => Some(client_verifier(path).await?),
             None => None,
         };
-        let config = server_config(cert, key, client_auth.clone()).await?;
-        Ok(Tls { config: RustlsConfig::from_config(config), client_auth })
+        let config = server_config(cert, key, client_auth.clone(), &policy).await?;
+        Ok(Tls { config: RustlsConfig::from_config(config), client_auth, policy })
     }
 
     /// Loads a new certificate and key; connections accepted from now on
@@ -123,7 +136,7 @@ impl Tls {
     ///
     /// See [`Error`].
     pub async fn reload(&self, cert: &Path, key: &Path) -> Result<()> {
-        let config = server_config(cert, key, self.client_auth.clone()).await?;
+        let config = server_config(cert, key, self.client_auth.clone(), &self.policy).await?;
         self.config.reload_from_config(config);
         Ok(())
     }
@@ -157,6 +170,7 @@ async fn server_config(
     cert: &Path,
     key: &Path,
     client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    policy: &TlsPolicy,
 ) -> Result<Arc<rustls::ServerConfig>> {
     let cert_pem = read("certificate", cert).await?;
     let key_pem = read("key", key).await?;
@@ -172,8 +186,8 @@ async fn server_config(
     }
     let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(pem_error("key", key))?;
     let rustls_error = |source| Error::Rustls { cert: cert.to_owned(), key: key.to_owned(), source };
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+    let builder = rustls::ServerConfig::builder_with_provider(policy.provider())
+        .with_protocol_versions(policy.versions())
         .map_err(rustls_error)?;
     let builder = match client_auth {
         Some(verifier) => builder.with_client_cert_verifier(verifier),

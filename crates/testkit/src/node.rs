@@ -112,6 +112,11 @@ impl WasmletNode {
                 .arg(format!("--tls-cert-file={}", cert.display()))
                 .arg(format!("--tls-private-key-file={}", key.display()));
         }
+        // Many test nodes share this host: none binds the plain healthz port
+        // (127.0.0.1:10248) unless its test gives a configuration of its own.
+        if !self.extra.iter().any(|a| a.starts_with("--config") || a.starts_with("--healthz-port")) {
+            command.env("WASMLET_HEALTHZ_PORT", "0");
+        }
         let child = command
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .arg(format!("--node-name={}", self.name))

@@ -61,13 +61,15 @@ pub(crate) async fn start(
     tracker: &TaskTracker,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut config = ServerConfig::new((settings.node_ip, settings.port).into(), "", "");
+    let address = settings.upstream.address.unwrap_or(settings.node_ip);
+    let mut config = ServerConfig::new((address, settings.port).into(), "", "");
+    config.tls_policy = settings.upstream.tls_policy.clone();
     config.client_ca = identity::client_ca(settings, &identity.certs).await?;
     config.auth = Some(Arc::new(auth(settings, &identity.client)));
     if !settings.security.rotate_server_certificates {
         let (cert, key) =
             tls::serving_files(settings.tls.clone(), &settings.root_dir, &settings.node_name, settings.node_ip)?;
-        wasmlet_api::Tls::load_with_client_ca(&cert, &key, config.client_ca.as_deref())
+        wasmlet_api::Tls::load_with_policy(&cert, &key, config.client_ca.as_deref(), config.tls_policy.clone())
             .await
             .context("loading the kubelet API's serving certificate")?;
         (config.cert, config.key) = (cert, key);

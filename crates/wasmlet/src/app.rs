@@ -39,6 +39,12 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let late = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(signals(shutdown.clone(), late.clone()));
+    for notice in &settings.notices {
+        tracing::warn!("{notice}");
+    }
+    if let Some(addr) = settings.upstream.healthz {
+        tracker.spawn(wasmlet_api::serve_healthz(addr, late.clone()));
+    }
 
     let Some(identity) = identity::load(&settings, &shutdown).await? else {
         late.cancel();
@@ -231,6 +237,7 @@ fn node_config(s: &Settings) -> NodeConfig {
     c.labels = s.node_labels.clone();
     c.taints = s.taints.clone();
     c.max_pods = s.max_pods;
+    c.status_update_frequency = s.upstream.node_status_update_frequency;
     c.root_dir = s.root_dir.clone();
     c.eviction = s.eviction.thresholds.clone();
     c.reserved = s.reserved;

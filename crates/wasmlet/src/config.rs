@@ -9,14 +9,22 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 /// `wasmlet`: a Kubernetes node agent that runs WebAssembly pods.
+// As with upstream's flags, a flag given twice takes its last value.
 #[derive(Debug, Default, Parser, serde::Deserialize)]
-#[command(name = "wasmlet", version, about)]
+#[command(name = "wasmlet", version, about, args_override_self = true)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(crate) struct Args {
-    /// YAML file with any of the settings below (camelCase keys, e.g. `nodeName`).
+    /// Upstream's KubeletConfiguration file (`kubelet.config.k8s.io/v1beta1`,
+    /// as kubeadm writes it), or a YAML file of wasmlet's own settings
+    /// (camelCase keys of the flags below, e.g. `nodeName`).
     #[arg(long, env = "WASMLET_CONFIG")]
     #[serde(skip)]
     pub(crate) config: Option<PathBuf>,
+    /// YAML file of wasmlet's own settings, beside a KubeletConfiguration
+    /// given with --config; it wins over that file.
+    #[arg(long, env = "WASMLET_OWN_CONFIG")]
+    #[serde(skip)]
+    pub(crate) wasmlet_config: Option<PathBuf>,
     /// Validate the configuration, print the resulting settings and exit.
     #[arg(long)]
     #[serde(skip)]
@@ -24,8 +32,9 @@ pub(crate) struct Args {
     /// Kubeconfig with the node's credentials (falls back to $KUBECONFIG).
     #[arg(long, env = "WASMLET_KUBECONFIG")]
     pub(crate) kubeconfig: Option<PathBuf>,
-    /// Node name (default: the host name, lower-cased).
-    #[arg(long, env = "WASMLET_NODE_NAME")]
+    /// Node name (default: the host name, lower-cased); upstream's
+    /// --hostname-override is the same flag.
+    #[arg(long, visible_alias = "hostname-override", env = "WASMLET_NODE_NAME")]
     pub(crate) node_name: Option<String>,
     /// The node's IP: reported as InternalIP, pods' hostIP; the kubelet API binds to it.
     #[arg(long = "node-ip", env = "WASMLET_NODE_IP")]
@@ -37,6 +46,67 @@ pub(crate) struct Args {
     /// Port of the kubelet HTTPS API (default 10250).
     #[arg(long, env = "WASMLET_PORT")]
     pub(crate) port: Option<u16>,
+    /// Address the kubelet API listens on (upstream --address; default: the
+    /// node IP, where upstream's is 0.0.0.0).
+    #[arg(long, env = "WASMLET_ADDRESS")]
+    pub(crate) address: Option<String>,
+    /// Port of the plain-HTTP healthz (default 10248; 0 turns it off).
+    #[arg(long, env = "WASMLET_HEALTHZ_PORT")]
+    pub(crate) healthz_port: Option<u16>,
+    /// Address of the plain-HTTP healthz (default 127.0.0.1).
+    #[arg(long, env = "WASMLET_HEALTHZ_BIND_ADDRESS")]
+    pub(crate) healthz_bind_address: Option<String>,
+    /// How often the node's status is computed and posted when it changed,
+    /// a Go duration (default 10s).
+    #[arg(long, env = "WASMLET_NODE_STATUS_UPDATE_FREQUENCY")]
+    pub(crate) node_status_update_frequency: Option<String>,
+    /// Oldest TLS version of the kubelet API: VersionTLS12 (default) or
+    /// VersionTLS13 (VersionTLS10/11 mean 1.2, the oldest rustls speaks).
+    #[arg(long, env = "WASMLET_TLS_MIN_VERSION")]
+    pub(crate) tls_min_version: Option<String>,
+    /// TLS 1.2 cipher suites of the kubelet API, Go names, comma-separated
+    /// (default: rustls's); TLS 1.3 suites are always offered.
+    #[arg(long, env = "WASMLET_TLS_CIPHER_SUITES")]
+    #[serde(deserialize_with = "list_from_seq")]
+    pub(crate) tls_cipher_suites: Option<String>,
+    /// Upstream feature gates, `Name=true,Other=false`: accepted and
+    /// reported; none changes what wasmlet does.
+    #[arg(long, env = "WASMLET_FEATURE_GATES")]
+    #[serde(deserialize_with = "eviction::equals_map")]
+    pub(crate) feature_gates: Option<String>,
+    /// Upstream's client rate limit to the apiserver (accepted, not enforced yet).
+    #[arg(long = "kube-api-qps", env = "WASMLET_KUBE_API_QPS")]
+    #[serde(rename = "kubeAPIQPS")]
+    pub(crate) kube_api_qps: Option<f64>,
+    /// Its burst (accepted, not enforced yet).
+    #[arg(long = "kube-api-burst", env = "WASMLET_KUBE_API_BURST")]
+    #[serde(rename = "kubeAPIBurst")]
+    pub(crate) kube_api_burst: Option<u32>,
+    /// Cluster DNS server IPs, comma-separated (accepted; guests have no
+    /// cluster DNS yet).
+    #[arg(long = "cluster-dns", env = "WASMLET_CLUSTER_DNS")]
+    #[serde(rename = "clusterDNS", deserialize_with = "list_from_seq")]
+    pub(crate) cluster_dns: Option<String>,
+    /// The cluster's DNS domain, e.g. cluster.local (accepted; see --cluster-dns).
+    #[arg(long, env = "WASMLET_CLUSTER_DOMAIN")]
+    pub(crate) cluster_domain: Option<String>,
+    /// Directory of static pod manifests (accepted; static pods are not run yet).
+    #[arg(long = "pod-manifest-path", env = "WASMLET_POD_MANIFEST_PATH")]
+    #[serde(rename = "staticPodPath")]
+    pub(crate) pod_manifest_path: Option<PathBuf>,
+    /// Disk usage (%) above which image GC runs (upstream default 85;
+    /// accepted; wasmlet's image GC does not follow it yet).
+    #[arg(long = "image-gc-high-threshold", env = "WASMLET_IMAGE_GC_HIGH_THRESHOLD")]
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub(crate) image_gc_high_threshold: Option<u8>,
+    /// Disk usage (%) image GC frees down to (upstream default 80; see above).
+    #[arg(long = "image-gc-low-threshold", env = "WASMLET_IMAGE_GC_LOW_THRESHOLD")]
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub(crate) image_gc_low_threshold: Option<u8>,
+    /// Upstream flags with no meaning for wasmlet, accepted with a warning.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub(crate) ignored: upstream::IgnoredFlags,
     /// Most pods this node runs (default 110).
     #[arg(long, env = "WASMLET_MAX_PODS")]
     pub(crate) max_pods: Option<u32>,
@@ -167,6 +237,10 @@ pub(crate) struct Args {
     #[arg(long, env = "WASMLET_ALLOWED_NODE_LOCAL_DESTINATIONS")]
     #[serde(deserialize_with = "list_from_seq")]
     pub(crate) allowed_node_local_destinations: Option<String>,
+    /// What was accepted without effect, reported once at start.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub(crate) notices: Vec<String>,
 }
 
 /// The validated settings.
@@ -194,6 +268,10 @@ pub(crate) struct Settings {
     pub(crate) guest_network: wasmlet_runtime::NodePolicy,
     /// `--volume-stats-agg-period` (0: off).
     pub(crate) volume_stats_period: std::time::Duration,
+    /// Upstream's settings: API address, healthz, status frequency, TLS policy.
+    pub(crate) upstream: upstream::Upstream,
+    /// Accepted settings without effect, to report once.
+    pub(crate) notices: Vec<String>,
 }
 
 /// An invalid setting.
@@ -206,14 +284,38 @@ fn invalid(msg: impl Into<String>) -> Invalid {
 }
 
 impl Args {
-    /// Fills what flags and environment left unset from the file.
+    /// Fills what flags and environment left unset from the files: first
+    /// `--wasmlet-config`, then `--config` (a KubeletConfiguration or a file
+    /// of wasmlet's own settings).
     pub(crate) fn merge_file(mut self) -> Result<Self, Invalid> {
-        let Some(path) = self.config.clone() else {
-            return Ok(self);
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| invalid(format!("--config {}: {e}", path.display())))?;
-        let file: Args =
-            serde_yaml::from_str(&text).map_err(|e| invalid(format!("--config {}: {e}", path.display())))?;
+        if let Some(path) = self.wasmlet_config.clone() {
+            let file = read_yaml(&path, "--wasmlet-config")?;
+            if upstream::is_kubelet_configuration(&file) {
+                return Err(invalid(format!(
+                    "--wasmlet-config {}: a KubeletConfiguration goes to --config",
+                    path.display()
+                )));
+            }
+            let file = serde_yaml::from_value(file)
+                .map_err(|e| invalid(format!("--wasmlet-config {}: {e}", path.display())))?;
+            self.fill_from(file);
+        }
+        if let Some(path) = self.config.clone() {
+            let file = read_yaml(&path, "--config")?;
+            let file = if upstream::is_kubelet_configuration(&file) {
+                let (file, notices) = upstream::translate(file, &path)?;
+                self.notices.extend(notices);
+                file
+            } else {
+                serde_yaml::from_value(file).map_err(|e| invalid(format!("--config {}: {e}", path.display())))?
+            };
+            self.fill_from(file);
+        }
+        Ok(self)
+    }
+
+    /// Takes every setting still unset from `file`.
+    fn fill_from(&mut self, file: Args) {
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
         }
@@ -255,13 +357,28 @@ impl Args {
             device_plugin_stop_grace_period,
             cdi_spec_dirs,
             guest_outbound_cidrs,
-            allowed_node_local_destinations
+            allowed_node_local_destinations,
+            address,
+            healthz_port,
+            healthz_bind_address,
+            node_status_update_frequency,
+            tls_min_version,
+            tls_cipher_suites,
+            feature_gates,
+            kube_api_qps,
+            kube_api_burst,
+            cluster_dns,
+            cluster_domain,
+            pod_manifest_path,
+            image_gc_high_threshold,
+            image_gc_low_threshold
         );
-        Ok(self)
     }
 
     /// Applies defaults and validates everything, without network access.
     pub(crate) fn settings(mut self) -> Result<Settings, Invalid> {
+        let mut notices = std::mem::take(&mut self.notices);
+        let upstream = upstream::settings(&self, &mut notices)?;
         let security_flags = security::Flags::take(&mut self);
         let (eviction, reserved) = eviction::settings(&self)?;
         let node_name = match self.node_name {
@@ -374,6 +491,8 @@ impl Args {
             devices,
             guest_network,
             volume_stats_period,
+            upstream,
+            notices,
         })
     }
 }
@@ -390,6 +509,11 @@ impl Settings {
         }
         paths
     }
+}
+
+fn read_yaml(path: &Path, flag: &str) -> Result<serde_yaml::Value, Invalid> {
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("{flag} {}: {e}", path.display())))?;
+    serde_yaml::from_str(&text).map_err(|e| invalid(format!("{flag} {}: {e}", path.display())))
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -516,8 +640,11 @@ mod devices;
 mod eviction;
 mod network;
 mod security;
+mod upstream;
 
 pub(crate) use security::AuthorizationMode;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upstream_tests;

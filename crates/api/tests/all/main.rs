@@ -9,3 +9,4 @@ mod streaming;
 mod support;
 mod tls;
 mod tls_auth;
+mod tls_policy;

@@ -15,13 +15,13 @@ use crate::support::{Fake, WAIT, write_log};
 
 /// A test CA and a serving certificate for `localhost` it signed, written
 /// as PEM files.
-struct Pki {
-    ca: CertificateDer<'static>,
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) ca: CertificateDer<'static>,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
-fn pki(dir: &Path, name: &str, key: KeyPair) -> Pki {
+pub(crate) fn pki(dir: &Path, name: &str, key: KeyPair) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();

@@ -86,6 +86,8 @@ impl Built {
                 .arg(format!("--node-ip={ip}"))
                 .arg(format!("--root-dir={}", root.display()))
                 .arg(format!("--port={}", free_port()?))
+                // Many nodes share this host: no plain healthz on 10248.
+                .arg("--healthz-port=0")
                 .arg(format!("--tls-cert-file={}", creds.serving.cert.display()))
                 .arg(format!("--tls-private-key-file={}", creds.serving.key.display()))
                 .arg(format!("--insecure-registries={}", tb.registry()))

@@ -95,13 +95,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Builds (or finds cached) what the tests start besides the control plane:
-/// kwok (the small benchmark's floor), the CSI test-bed components and the
-/// device plugins (the node tests would otherwise build them one after the
+/// kwok (the small benchmark's floor), the CSI test-bed components, the
+/// device plugins and metrics-server (the node tests would otherwise build them one after the
 /// other, inside their own timeouts).
 fn go_tools() -> anyhow::Result<()> {
     steps::tool_bin_dir("tools/kwok/build.sh", &[])?;
     steps::csi_tools()?;
     steps::devices_tools()?;
+    steps::tool_bin_dir("tools/metrics-server/build.sh", &[])?;
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH|csi --node NAME --root-dir DIR|devices --node NAME --root-dir DIR`.
+//! `cargo xtask testbed up|down|node-kubeconfig NAME|bootstrap-kubeconfig PATH|csi --node NAME --root-dir DIR|devices --node NAME --root-dir DIR|metrics-server`.
 
 use std::path::PathBuf;
 
@@ -83,6 +83,10 @@ enum Command {
         #[arg(long)]
         root_dir: PathBuf,
     },
+    /// Start metrics-server (built from Go modules, cached) behind the
+    /// apiserver's aggregation layer, so that `kubectl top node` and
+    /// `kubectl top pod` work; `testbed down` stops it.
+    MetricsServer,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -141,6 +145,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 bed.dra_log().display()
             );
             print!("{}", bed.exports());
+            Ok(())
+        }
+        Command::MetricsServer => {
+            let tb = Testbed::open(&args.location.dir())?;
+            let bin = steps::tool_bin_dir("tools/metrics-server/build.sh", &[])?;
+            tb.ensure_metrics_server(&bin).await.context("starting metrics-server")?;
+            eprintln!(
+                "metrics-server serves metrics.k8s.io on {}:{}; try `kubectl top node`",
+                wasmlet_testbed::host_ip(),
+                tb.ports().metrics_server
+            );
             Ok(())
         }
     }

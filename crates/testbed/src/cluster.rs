@@ -80,6 +80,18 @@ pub(crate) fn apiserver(cfg: &Config, files: &Files) -> Component {
             format!("--kubelet-client-key={}", files.pki("apiserver-kubelet-client.key")),
             format!("--kubelet-certificate-authority={}", files.pki("ca.crt")),
             "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
+            // The aggregation layer (metrics-server for `kubectl top`): the
+            // front proxy's client certificate, signed by the cluster CA and
+            // accepted by name only; extension servers are dialled at their
+            // endpoints, since nothing routes ClusterIPs here.
+            format!("--requestheader-client-ca-file={}", files.pki("ca.crt")),
+            "--requestheader-allowed-names=front-proxy-client".into(),
+            "--requestheader-username-headers=X-Remote-User".into(),
+            "--requestheader-group-headers=X-Remote-Group".into(),
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+            format!("--proxy-client-cert-file={}", files.pki("front-proxy-client.crt")),
+            format!("--proxy-client-key-file={}", files.pki("front-proxy-client.key")),
+            "--enable-aggregator-routing=true".into(),
             // With a loopback advertise address there is nothing useful to put in
             // the `kubernetes` Service's endpoints.
             "--endpoint-reconciler-type=none".into(),

@@ -83,11 +83,13 @@ pub struct Ports {
     pub registry: u16,
     /// TLS + htpasswd OCI registry.
     pub registry_tls: u16,
+    /// metrics-server (started on demand: [`Testbed::ensure_metrics_server`](crate::Testbed::ensure_metrics_server)).
+    pub metrics_server: u16,
 }
 
 impl Ports {
     /// How many consecutive ports a test bed takes.
-    pub const COUNT: u16 = 7;
+    pub const COUNT: u16 = 8;
 
     /// The ports `base..base + COUNT`.
     pub fn from_base(base: u16) -> Self {
@@ -99,6 +101,7 @@ impl Ports {
             scheduler: base + 4,
             registry: base + 5,
             registry_tls: base + 6,
+            metrics_server: base + 7,
         }
     }
 
@@ -112,6 +115,7 @@ impl Ports {
             self.scheduler,
             self.registry,
             self.registry_tls,
+            self.metrics_server,
         ]
     }
 }

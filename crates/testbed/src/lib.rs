@@ -18,6 +18,7 @@ pub mod devices;
 pub mod fixtures;
 
 mod kubeconfig;
+pub mod metrics_server;
 mod nodes;
 pub mod pki;
 pub mod process;

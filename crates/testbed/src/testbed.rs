@@ -268,6 +268,8 @@ fn write_pki(config: &Config, files: &Files) -> Result<Ca> {
     ca.mint(pki_dir, "scheduler", &client("system:kube-scheduler", None))?;
     // The identity the apiserver uses to call kubelets (logs, exec, port-forward).
     ca.mint(pki_dir, "apiserver-kubelet-client", &client(bootstrap::APISERVER_KUBELET_USER, None))?;
+    // The aggregation layer's identity towards extension API servers.
+    ca.mint(pki_dir, "front-proxy-client", &client("front-proxy-client", None))?;
     pki::service_account_keys(pki_dir)?;
     Ok(ca)
 }

@@ -80,6 +80,16 @@ fn start_with_xtask() -> anyhow::Result<PathBuf> {
         .context("cargo xtask testbed up printed no WASMLET_TESTBED_DIR")
 }
 
+/// Builds (or finds cached) a Go tool with its `tools/*/build.sh` script
+/// (relative to the repository) and returns the bin dir it prints last.
+pub fn tool_bin_dir(script: &str) -> PathBuf {
+    let out = std::process::Command::new(repo_root().join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().expect("a bin dir").trim())
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -93,7 +93,12 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(telemetry: Telemetry) -> 
         );
     }
     if let Some(metrics) = telemetry.metrics {
-        router = router.merge(Router::new().route("/metrics", get(agent_metrics)).with_state(metrics));
+        router = router.merge(
+            Router::new()
+                .route("/metrics", get(agent_metrics))
+                .route("/metrics/probes", get(probe_metrics))
+                .with_state(metrics),
+        );
     }
     router
 }
@@ -121,7 +126,15 @@ async fn cadvisor(State(state): State<StatsState>) -> Response {
 }
 
 async fn agent_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
-    ([(header::CONTENT_TYPE, wasmlet_metrics::agent::CONTENT_TYPE)], metrics.render()).into_response()
+    // Rendering reads /proc (the process series): off the async workers.
+    match blocking(move || metrics.render()).await {
+        Ok(text) => ([(header::CONTENT_TYPE, wasmlet_metrics::agent::CONTENT_TYPE)], text).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn probe_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+    ([(header::CONTENT_TYPE, wasmlet_metrics::agent::CONTENT_TYPE)], metrics.render_probes()).into_response()
 }
 
 async fn blocking<T: Send + 'static>(build: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {

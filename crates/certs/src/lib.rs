@@ -69,3 +69,13 @@ pub use error::{Error, Result};
 pub use rotator::{HookError, Rotator};
 pub use serving::serving_certificate;
 pub use store::Store;
+
+/// The client certificate of the kubeconfig at `path` (inline or a file).
+///
+/// # Errors
+///
+/// The kubeconfig cannot be read, or holds no usable client certificate.
+pub async fn kubeconfig_certificate(path: &std::path::Path) -> Result<Certificate> {
+    let config = kubeconfig::load(path).await?;
+    kubeconfig::identity(&config, path).await
+}

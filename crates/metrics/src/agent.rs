@@ -112,6 +112,8 @@ pub struct Metrics {
     kubelet_api_start_errors: Family<StepLabels, Counter>,
     events_dropped: Counter,
     kubelet: Kubelet,
+    upstream: crate::upstream::Upstream,
+    probes: crate::probes::Probes,
     compile_source: OnceLock<CompileSource>,
 }
 
@@ -135,6 +137,7 @@ impl Metrics {
         let evictions = Family::<EvictionLabels, Counter>::default();
         root.register("kubelet_evictions", "Cumulative number of pod evictions by eviction signal", evictions.clone());
         let kubelet = Kubelet::register(&mut root);
+        let upstream = crate::upstream::Upstream::register(&mut root);
         let registry = root.sub_registry_with_prefix("wasmlet");
         let pods = Family::<PhaseLabels, Gauge>::default();
         registry.register("pods", "Pods on this node by phase", pods.clone());
@@ -192,6 +195,8 @@ impl Metrics {
             kubelet_api_start_errors,
             events_dropped,
             kubelet,
+            upstream,
+            probes: crate::probes::Probes::new(),
             compile_source: OnceLock::new(),
         }
     }
@@ -298,6 +303,52 @@ impl Metrics {
     /// containers are running.
     pub fn set_running(&self, pods: u64, containers: u64) {
         self.kubelet.set_running(pods, containers);
+    }
+
+    /// Sets `kubelet_node_name`.
+    pub fn set_node_name(&self, name: &str) {
+        self.upstream.set_node_name(name);
+    }
+
+    /// A pod worker finished `operation_type` (`create`: admission to all
+    /// containers started; `kill`: termination) in `took`.
+    pub fn pod_worker(&self, operation_type: &'static str, took: Duration) {
+        self.upstream.pod_worker(operation_type, took);
+    }
+
+    /// An API request ended with `code` (a status code, or `<error>`).
+    pub fn rest_client_request(&self, code: String, host: String, method: String) {
+        self.upstream.request(code, host, method);
+    }
+
+    /// Where the client certificate's expiry comes from, read at each
+    /// scrape (`None`: no certificate). Only the first call counts.
+    pub fn set_client_certificate_source(
+        &self,
+        source: impl Fn() -> Option<std::time::SystemTime> + Send + Sync + 'static,
+    ) {
+        self.upstream.set_client_certificate_source(Box::new(source));
+    }
+
+    /// Where the `kubelet_volume_stats_*` figures come from, read at each
+    /// scrape. Only the first call counts.
+    pub fn set_volume_source(&self, source: impl Fn() -> Vec<crate::ClaimVolume> + Send + Sync + 'static) {
+        self.upstream.set_volume_source(Box::new(source));
+    }
+
+    /// A probe of a container ran: `prober_probe_total` on `/metrics/probes`.
+    pub fn probe(&self, probe: crate::probes::ProbeRun<'_>) {
+        self.probes.record(probe);
+    }
+
+    /// A pod is gone: its `prober_probe_total` series go too.
+    pub fn forget_probes(&self, pod_uid: &str) {
+        self.probes.forget(pod_uid);
+    }
+
+    /// The text of `/metrics/probes` ([`CONTENT_TYPE`]).
+    pub fn render_probes(&self) -> String {
+        self.probes.render()
     }
 
     /// The OpenMetrics text of every series ([`CONTENT_TYPE`]).

@@ -167,6 +167,36 @@ fn agent(boot: SystemTime, now: SystemTime) -> Result<ProcessSample, Error> {
     })
 }
 
+/// The agent process's figures for Prometheus's `process_*` series.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ProcessFigures {
+    pub(crate) cpu_seconds: f64,
+    pub(crate) resident_bytes: u64,
+    pub(crate) virtual_bytes: u64,
+    pub(crate) open_fds: u64,
+    pub(crate) max_fds: Option<u64>,
+    pub(crate) start_time: SystemTime,
+}
+
+/// Reads [`ProcessFigures`] from `/proc/self`; `None` if `/proc` is not there.
+pub(crate) fn process_figures() -> Option<ProcessFigures> {
+    let (_, _, ticks, started) = process_stat(&read("/proc/self/stat").ok()?).ok()?;
+    let status = read("/proc/self/status").ok()?;
+    let boot = boot_time(&read("/proc/stat").ok()?).ok()?;
+    let max_fds = read("/proc/self/limits").ok().and_then(|limits| {
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    });
+    Some(ProcessFigures {
+        cpu_seconds: Duration::from_nanos(ticks.saturating_mul(NANOS_PER_TICK)).as_secs_f64(),
+        resident_bytes: kb_field(&status, "VmRSS")?,
+        virtual_bytes: kb_field(&status, "VmSize")?,
+        open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count() as u64,
+        max_fds,
+        start_time: boot + Duration::from_nanos(started.saturating_mul(NANOS_PER_TICK)),
+    })
+}
+
 /// The filesystem holding `path`.
 ///
 /// # Errors

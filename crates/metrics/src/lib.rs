@@ -17,7 +17,9 @@
 //!
 //! Module map: [`sample`] (the source trait and samples), [`summary`] (the
 //! JSON types), [`resource`] (the resource metrics), [`cadvisor`] (the
-//! cAdvisor memory metrics), [`kubelet`] (upstream's pod series), [`text`] (the
+//! cAdvisor memory metrics), [`kubelet`] (upstream's pod series), [`upstream`]
+//! (more upstream series: node name, pod workers, API requests, volumes,
+//! process, probes), [`text`] (the
 //! Prometheus text format), [`agent`] (the agent's metrics), [`host`]
 //! (`/proc` and `statvfs`).
 
@@ -25,12 +27,14 @@ pub mod agent;
 pub mod cadvisor;
 pub mod host;
 pub mod kubelet;
+pub mod probes;
 pub mod rate;
 pub mod resource;
 pub mod sample;
 mod stats;
 pub mod summary;
 pub mod text;
+pub mod upstream;
 
 pub use agent::{CompileCounts, Metrics, PodPhase};
 pub use sample::{
@@ -41,3 +45,4 @@ pub use stats::{
     DEFAULT_POD_OVERHEAD_BYTES, DEFAULT_RATE_WINDOW, Stats,
 };
 pub use summary::Summary;
+pub use upstream::ClaimVolume;

@@ -178,6 +178,7 @@ impl Manager {
                 drive(&mut worker, pod::start(), |s| tracing::info!(state = s, "pod state")).await;
                 worker.shared.statuses.forget(&uid);
                 worker.shared.startup.forget(&uid);
+                worker.shared.metrics.forget_probes(&uid);
                 handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&uid);
                 let mut finished = finished.lock().unwrap_or_else(|p| p.into_inner());
                 if finished.len() >= FINISHED_MEMORY {

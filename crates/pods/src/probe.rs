@@ -29,7 +29,8 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    /// As upstream names it in events (`Readiness probe failed: ...`).
+    /// As upstream names it in events (`Readiness probe failed: ...`) and
+    /// in `prober_probe_total`'s `probe_type`.
     pub(crate) fn title(self) -> &'static str {
         match self {
             Kind::Startup => "Startup",

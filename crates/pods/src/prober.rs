@@ -29,6 +29,10 @@ struct Tracked {
     failures: u32,
 }
 
+/// Told of every probe attempt: its kind and whether it succeeded (for
+/// `prober_probe_total`).
+pub(crate) type Recorder = Box<dyn Fn(Kind, bool) + Send + Sync>;
+
 /// The probes of one container run.
 pub(crate) struct Prober {
     pod_ip: IpAddr,
@@ -36,6 +40,7 @@ pub(crate) struct Prober {
     started: bool,
     ready: Option<bool>,
     pending: Vec<Event>,
+    recorder: Option<Recorder>,
 }
 
 impl Prober {
@@ -47,7 +52,13 @@ impl Prober {
             .into_iter()
             .map(|spec| Tracked { next_at: start + spec.initial_delay, spec, successes: 0, failures: 0 })
             .collect();
-        Self { pod_ip, probes, started, ready: None, pending: Vec::new() }
+        Self { pod_ip, probes, started, ready: None, pending: Vec::new(), recorder: None }
+    }
+
+    /// Tells `recorder` of every attempt.
+    pub(crate) fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// Whether a readiness probe decides readiness (else: ready once started).
@@ -86,6 +97,9 @@ impl Prober {
     }
 
     fn record(&mut self, i: usize, result: probe::Outcome) {
+        if let Some(recorder) = &self.recorder {
+            recorder(self.probes[i].spec.kind, result.is_ok());
+        }
         let p = &mut self.probes[i];
         p.next_at = Instant::now() + p.spec.period;
         let kind = p.spec.kind;

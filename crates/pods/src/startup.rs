@@ -9,6 +9,8 @@
 //! - **start duration**: the agent first acknowledging the pod (the
 //!   record's `start_time`, upstream's first-seen time) → the first status
 //!   with phase `Running`.
+//! - **pod worker `create`** (`kubelet_pod_worker_duration_seconds`): first
+//!   seen → the first status with every container started.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,6 +75,11 @@ impl Startup {
         }
         if !start.started_done && all_started(Some(status)) {
             start.started_done = true;
+            // Upstream's `create` pod sync: from first seeing the pod to all
+            // its containers started.
+            if let Some(seen) = first_seen {
+                self.metrics.pod_worker("create", since(seen, now));
+            }
             if let Some(created) = pod.metadata.creation_timestamp.as_ref() {
                 let pulling = match (start.first_pull, start.last_pulled) {
                     (Some(a), Some(b)) => b.saturating_duration_since(a),

@@ -22,7 +22,7 @@ use wasmlet_oci::{ClientOptions, Clients, Store};
 use wasmlet_pods::{Allocatable, BackoffConfig, Images, Pods, WasmPolicy, quantity};
 
 use crate::config::Settings;
-use crate::{api, identity};
+use crate::{api, counted, identity};
 
 /// The longest a pod's containers get to stop when the agent shuts down.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -51,7 +51,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         return Ok(());
     };
     identity.rotate(&settings, &tracker, late.clone());
-    let client = identity.client.clone();
+    let metrics = Arc::new(wasmlet_metrics::Metrics::new());
+    metrics.set_node_name(&settings.node_name);
+    metrics.set_client_certificate_source(identity.client_certificate_expiry_source(&settings).await);
+    let client = counted::counted(identity.client.clone(), metrics.clone(), counted::api_host(&settings.kubeconfig));
 
     let store = Store::open(settings.root_dir.join("images")).context("opening the image store")?;
     let clients = Clients::new(ClientOptions {
@@ -118,7 +121,6 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         },
     )
     .with_external(Arc::new(csi.volumes()));
-    let metrics = Arc::new(wasmlet_metrics::Metrics::new());
     let compile_stats = runtime.clone();
     metrics.set_compile_source(move || {
         let s = compile_stats.compile_stats();
@@ -157,6 +159,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let pressure = evictions.conditions();
     tracker.spawn(evictions.run(shutdown.clone()));
 
+    let volume_source = pods.stats_source();
+    metrics.set_volume_source(move || claim_volumes(&volume_source.pods()));
     let routes = api::Routes {
         provider: pods.provider(Default::default()),
         telemetry: wasmlet_api::Telemetry::new()
@@ -229,6 +233,27 @@ async fn node_health(
             () = health.closed() => return,
         }
     }
+}
+
+/// Upstream's `kubelet_volume_stats_*`: the measured `persistentVolumeClaim` volumes.
+fn claim_volumes(pods: &[wasmlet_metrics::PodSample]) -> Vec<wasmlet_metrics::ClaimVolume> {
+    let volumes = pods.iter().flat_map(|p| &p.volumes);
+    volumes
+        .filter_map(|v| {
+            let (namespace, claim) = v.pvc.clone()?;
+            let fs = &v.fs;
+            Some(wasmlet_metrics::ClaimVolume {
+                namespace,
+                claim,
+                capacity_bytes: fs.capacity_bytes?,
+                available_bytes: fs.available_bytes?,
+                used_bytes: fs.used_bytes?,
+                inodes: fs.inodes.unwrap_or(0),
+                inodes_free: fs.inodes_free.unwrap_or(0),
+                inodes_used: fs.inodes_used.unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 fn node_config(s: &Settings) -> NodeConfig {

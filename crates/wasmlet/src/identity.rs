@@ -50,6 +50,20 @@ pub(crate) async fn load(settings: &Settings, cancel: &CancellationToken) -> any
 }
 
 impl Identity {
+    /// When the client certificate in use expires, read now (it follows
+    /// rotations); `None` without a client certificate (e.g. a token).
+    pub(crate) async fn client_certificate_expiry_source(
+        &self,
+        settings: &Settings,
+    ) -> Box<dyn Fn() -> Option<std::time::SystemTime> + Send + Sync> {
+        if let Some(credentials) = &self.credentials {
+            let identity = credentials.identity.clone();
+            return Box::new(move || Some(identity.certificate().not_after()));
+        }
+        let fixed = wasmlet_certs::kubeconfig_certificate(&settings.kubeconfig).await.ok().map(|c| c.not_after());
+        Box::new(move || fixed)
+    }
+
     /// Renews the client certificate until `cancel` (`--rotate-certificates`).
     pub(crate) fn rotate(&self, settings: &Settings, tracker: &TaskTracker, cancel: CancellationToken) {
         if let (true, Some(credentials)) = (settings.security.rotate_certificates, &self.credentials) {

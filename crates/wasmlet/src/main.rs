@@ -6,6 +6,7 @@
 mod api;
 mod app;
 mod config;
+mod counted;
 mod eviction;
 mod identity;
 mod plugins;

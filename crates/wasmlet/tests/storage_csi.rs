@@ -413,6 +413,18 @@ async fn kill_9_keeps_published_volumes_and_deletion_after_restart_releases_them
     assert!(stats["inodes"].as_u64().is_some_and(|i| i > 0), "{stats}");
     assert_eq!(stats["volumeHealthStats"], serde_json::json!({"abnormal": false}), "{stats}");
     assert!(count("NodeGetVolumeStats") > 0, "{:?}", node_calls(&driver, &handle));
+    // The same figures under upstream's metric names on /metrics.
+    let metrics = pods::kubectl_ok(&["get", "--raw", &format!("/api/v1/nodes/{}/proxy/metrics", bed.node.name)]).await;
+    let labels = format!("{{namespace=\"{}\",persistentvolumeclaim=\"data\"}}", bed.ns.name());
+    for series in
+        ["kubelet_volume_stats_capacity_bytes", "kubelet_volume_stats_used_bytes", "kubelet_volume_stats_inodes"]
+    {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{series}{labels} ")))
+            .unwrap_or_else(|| panic!("no {series}{labels} in /metrics:\n{metrics}"));
+        assert!(value.parse::<u64>().is_ok(), "{series}: {value}");
+    }
 
     delete_and_wait(&bed, "keeps").await;
     assert_eq!(

@@ -347,7 +347,8 @@ impl State<ContainerWorker> for Running {
                         req = w.stopped() => break 'run stop(&mut run, &guest_stop, req.grace).await,
                     }
                 }
-                let mut prober = Prober::new(self.guest.probes.clone(), pod_ip, tokio::time::Instant::now());
+                let mut prober = Prober::new(self.guest.probes.clone(), pod_ip, tokio::time::Instant::now())
+                    .with_recorder(probe_recorder(w));
                 let (probed_ready, probed_start) = (prober.has_readiness(), !prober.started());
                 w.update(|c| {
                     c.started = !probed_start;
@@ -567,6 +568,24 @@ async fn pull_credentials(w: &ContainerWorker, image: &str) -> Vec<wasmlet_oci::
 
 /// Applies a probe event to the container; returns `Some` when the container
 /// must be killed (liveness or startup failure), after recording the events.
+/// Counts each probe attempt in `prober_probe_total`, as upstream labels it.
+fn probe_recorder(w: &ContainerWorker) -> prober::Recorder {
+    let metrics = w.shared.metrics.clone();
+    let meta = &w.pod.metadata;
+    let (namespace, pod) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    let (uid, container) = (meta.uid.clone().unwrap_or_default(), w.name().to_owned());
+    Box::new(move |kind, ok| {
+        metrics.probe(wasmlet_metrics::probes::ProbeRun {
+            namespace: &namespace,
+            pod: &pod,
+            pod_uid: &uid,
+            container: &container,
+            probe_type: kind.title(),
+            result: if ok { "successful" } else { "failed" },
+        });
+    })
+}
+
 async fn on_probe(w: &ContainerWorker, prober: &Prober, event: prober::Event) -> Option<()> {
     let pod = w.pod.clone();
     let name = w.name().to_owned();

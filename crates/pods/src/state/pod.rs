@@ -484,6 +484,7 @@ impl State<PodWorker> for Terminating {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             w.update(|r| r.terminating = true);
+            let began = std::time::Instant::now();
             let pod = w.pod.clone();
             for c in w.snapshot().containers.iter().filter(|c| c.is_running()) {
                 w.shared
@@ -498,6 +499,7 @@ impl State<PodWorker> for Terminating {
             if let Some(verdict) = self.verdict.clone() {
                 w.update(|r| r.verdict = Some(verdict));
             }
+            w.shared.metrics.pod_worker("kill", began.elapsed());
             Transition::next(self, Finished(Seal))
         })
     }

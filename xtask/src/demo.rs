@@ -82,9 +82,8 @@ fn build_wasmlet() -> anyhow::Result<PathBuf> {
     Ok(repo_root().join("target").join("debug").join("wasmlet"))
 }
 
-/// Starts the demo node unless it already runs; it is recorded in the test
-/// bed, so `testbed down` stops it.
-/// Start the demo node unless it already runs; its pid.
+/// Starts the demo node unless it already runs; its pid. It is recorded in
+/// the test bed, so `testbed down` stops it.
 fn start_node(tb: &Testbed, bin: &std::path::Path) -> anyhow::Result<u32> {
     if let Some(pid) = process::recorded_pid(tb.dir(), NODE).filter(|pid| process::is_alive(*pid)) {
         eprintln!("wasmlet node {NODE} already runs");

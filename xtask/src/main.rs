@@ -5,6 +5,7 @@
 //! - `cargo xtask testbed up|down|node-kubeconfig NAME` manages the test bed.
 //! - `cargo xtask bench http` compares wasmlet's wasi:http serving with
 //!   `wasmtime serve` (see `docs/benchmarks.md`).
+//! - `cargo xtask package deb` builds the Debian package (`deploy/deb`).
 //! - `cargo xtask bench pods` compares pod start, churn, density, footprint
 //!   and many nodes against kwok, a hollow kubelet and the kubelet on containerd.
 
@@ -13,6 +14,7 @@ mod bench_http;
 mod bench_pod;
 mod bench_pods;
 mod demo;
+mod package;
 mod steps;
 mod test;
 mod testbed;
@@ -38,6 +40,9 @@ enum Command {
     Fixtures,
     /// Benchmarks (commands, not tests); results go to stdout.
     Bench(Box<bench::Args>),
+    /// Build packages (`package deb`).
+    #[command(subcommand)]
+    Package(package::Package),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,5 +61,6 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => rt.block_on(test::run(args)),
         Command::Fixtures => steps::build_fixtures().map(|_| ()),
         Command::Bench(args) => rt.block_on(bench::run(*args)),
+        Command::Package(package) => package::run(package),
     }
 }

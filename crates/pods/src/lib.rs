@@ -25,6 +25,7 @@ mod evict;
 mod fault;
 mod gc;
 mod guest;
+mod image_gc;
 mod images;
 mod live;
 mod manager;
@@ -63,6 +64,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::admission::{Allocatable, WasmPolicy};
 pub use crate::backoff::BackoffConfig;
 pub use crate::evict::Eviction;
+pub use crate::image_gc::ImageGcPolicy;
 pub use crate::images::Images;
 pub use crate::resources::{ContainerResources, NoResources, Note, PodResources, ResourceError};
 pub use crate::worker::{ContainerWorker, PodWorker};
@@ -88,6 +90,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How often unused images and compiled code are collected.
     pub gc_interval: Duration,
+    /// Which unused images a periodic pass collects.
+    pub image_gc: ImageGcPolicy,
 }
 
 /// Pod sync for one node.

@@ -137,7 +137,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             crash_backoff: BackoffConfig::CRASH_LOOP,
             image_backoff: BackoffConfig::IMAGE_PULL,
             shutdown_grace: SHUTDOWN_GRACE,
-            gc_interval: Duration::from_secs(300),
+            gc_interval: settings.upstream.image_gc_period,
+            image_gc: settings.upstream.image_gc,
         },
         Arc::new(runtime),
         Images::new(store, clients),
@@ -170,6 +171,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     api::start(&settings, &identity, routes, metrics.clone(), &tracker, late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
+    tracker.spawn(node_images(health_tx.clone(), pods.images().store().clone(), late.clone()));
     tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure, extended));
 
     pods.run(shutdown.clone(), synced).await;
@@ -233,6 +235,64 @@ async fn node_health(
             () = health.closed() => return,
         }
     }
+}
+
+/// How often the images on the node are listed for `status.images`.
+const IMAGE_LIST_PERIOD: Duration = Duration::from_secs(10);
+
+/// Keeps `status.images` current: every image in the store, by content,
+/// with its references' names (`repo@digest` and the tag pulled) and size.
+async fn node_images(health: watch::Sender<NodeHealth>, store: Store, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(IMAGE_LIST_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        let listed = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.images()).await
+        };
+        let images = match listed {
+            Ok(Ok(images)) => node_status_images(&images),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "listing images for the node status");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listing images for the node status");
+                continue;
+            }
+        };
+        health.send_if_modified(|h| std::mem::replace(&mut h.images, images.clone()) != images);
+    }
+}
+
+/// The store's images as `status.images` entries: one per content digest,
+/// named `registry/repository@manifest-digest` and by the reference pulled.
+fn node_status_images(images: &[wasmlet_oci::Image]) -> Vec<k8s_openapi::api::core::v1::ContainerImage> {
+    let mut by_content: std::collections::BTreeMap<String, (Vec<String>, u64)> = Default::default();
+    for image in images {
+        let entry = by_content.entry(image.wasm_digest.to_string()).or_insert_with(|| (Vec::new(), image.size));
+        let repository = image.reference.split('@').next().unwrap_or(&image.reference);
+        let repository = match repository.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => repository,
+        };
+        for name in [format!("{repository}@{}", image.manifest_digest), image.reference.clone()] {
+            if !entry.0.contains(&name) {
+                entry.0.push(name);
+            }
+        }
+    }
+    by_content
+        .into_values()
+        .map(|(mut names, size)| {
+            names.sort();
+            k8s_openapi::api::core::v1::ContainerImage { names: Some(names), size_bytes: i64::try_from(size).ok() }
+        })
+        .collect()
 }
 
 /// Upstream's `kubelet_volume_stats_*`: the measured `persistentVolumeClaim` volumes.

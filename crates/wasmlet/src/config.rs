@@ -94,15 +94,27 @@ pub(crate) struct Args {
     #[arg(long = "pod-manifest-path", env = "WASMLET_POD_MANIFEST_PATH")]
     #[serde(rename = "staticPodPath")]
     pub(crate) pod_manifest_path: Option<PathBuf>,
-    /// Disk usage (%) above which image GC runs (upstream default 85;
-    /// accepted; wasmlet's image GC does not follow it yet).
+    /// Image filesystem usage (%) at which image GC frees space (default
+    /// 85; 100 turns that off).
     #[arg(long = "image-gc-high-threshold", env = "WASMLET_IMAGE_GC_HIGH_THRESHOLD")]
     #[serde(rename = "imageGCHighThresholdPercent")]
     pub(crate) image_gc_high_threshold: Option<u8>,
-    /// Disk usage (%) image GC frees down to (upstream default 80; see above).
+    /// Usage (%) image GC frees down to, least recently used images first (default 80).
     #[arg(long = "image-gc-low-threshold", env = "WASMLET_IMAGE_GC_LOW_THRESHOLD")]
     #[serde(rename = "imageGCLowThresholdPercent")]
     pub(crate) image_gc_low_threshold: Option<u8>,
+    /// Images detected more recently are never collected, a Go duration (default 2m).
+    #[arg(long = "image-minimum-gc-age", env = "WASMLET_IMAGE_MINIMUM_GC_AGE")]
+    #[serde(rename = "imageMinimumGCAge")]
+    pub(crate) image_minimum_gc_age: Option<String>,
+    /// Unused images older than this are collected whatever the usage
+    /// (default 0: never).
+    #[arg(long = "image-maximum-gc-age", env = "WASMLET_IMAGE_MAXIMUM_GC_AGE")]
+    #[serde(rename = "imageMaximumGCAge")]
+    pub(crate) image_maximum_gc_age: Option<String>,
+    /// How often image GC runs (upstream's fixed 5m).
+    #[arg(long, env = "WASMLET_IMAGE_GC_PERIOD")]
+    pub(crate) image_gc_period: Option<String>,
     /// Upstream flags with no meaning for wasmlet, accepted with a warning.
     #[command(flatten)]
     #[serde(skip)]
@@ -371,7 +383,10 @@ impl Args {
             cluster_domain,
             pod_manifest_path,
             image_gc_high_threshold,
-            image_gc_low_threshold
+            image_gc_low_threshold,
+            image_minimum_gc_age,
+            image_maximum_gc_age,
+            image_gc_period
         );
     }
 

@@ -55,6 +55,53 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes the images whose wasm digest is in `remove` — their index
+    /// entries and blobs — and nothing else (an image pulled meanwhile stays,
+    /// unlike with [`Store::gc`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a directory cannot be listed or a file removed.
+    pub async fn remove_images(&self, remove: &HashSet<Digest>) -> Result<GcReport> {
+        let guard = self.inner.lock.clone().write_owned().await;
+        let inner = self.inner.clone();
+        let remove = remove.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            remove_listed(&inner, &remove)
+        })
+        .await
+        .map_err(Error::Task)??;
+        info!(
+            blobs = report.removed_blobs.len(),
+            refs = report.removed_refs.len(),
+            freed_bytes = report.freed_bytes,
+            "images removed"
+        );
+        Ok(report)
+    }
+}
+
+fn remove_listed(inner: &Inner, remove: &HashSet<Digest>) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    for (path, image) in index::list(&inner.refs)? {
+        if let Some(image) = image.filter(|i| remove.contains(&i.wasm_digest)) {
+            fsutil::remove(&path)?;
+            report.removed_refs.push(image.reference);
+        }
+    }
+    for digest in remove {
+        let path = inner.blob_path(digest);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            fsutil::remove(&path)?;
+            report.freed_bytes += meta.len();
+            report.removed_blobs.push(digest.clone());
+        }
+    }
+    Ok(report)
+}
+
 fn collect(inner: &Inner, keep: &HashSet<Digest>) -> Result<GcReport> {
     let mut report = GcReport::default();
     for (path, image) in index::list(&inner.refs)? {

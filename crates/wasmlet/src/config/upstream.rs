@@ -51,12 +51,19 @@ const SAME_KEY: [&str; 27] = [
 ];
 
 /// Also read as they are, in a second list to keep the arrays short.
-const SAME_KEY_2: [&str; 2] = ["imageGCHighThresholdPercent", "imageGCLowThresholdPercent"];
+const SAME_KEY_2: [&str; 4] =
+    ["imageGCHighThresholdPercent", "imageGCLowThresholdPercent", "imageMinimumGCAge", "imageMaximumGCAge"];
 
 /// Fields whose zero value upstream's defaulting replaces by the default
 /// (kubeadm writes `0s` for every duration it leaves to the kubelet).
-const ZERO_IS_DEFAULT: [&str; 5] =
-    ["port", "maxPods", "nodeStatusUpdateFrequency", "evictionPressureTransitionPeriod", "volumeStatsAggPeriod"];
+const ZERO_IS_DEFAULT: [&str; 6] = [
+    "port",
+    "maxPods",
+    "nodeStatusUpdateFrequency",
+    "evictionPressureTransitionPeriod",
+    "volumeStatsAggPeriod",
+    "imageMinimumGCAge",
+];
 
 /// Upstream flags installers pass that mean nothing for wasmlet (kubeadm
 /// passes the first two): accepted, reported once, otherwise ignored.
@@ -219,6 +226,10 @@ pub(crate) struct Upstream {
     pub(crate) node_status_update_frequency: Duration,
     /// `--tls-min-version`, `--tls-cipher-suites`.
     pub(crate) tls_policy: wasmlet_api::TlsPolicy,
+    /// `--image-gc-*`, `--image-{minimum,maximum}-gc-age`.
+    pub(crate) image_gc: wasmlet_pods::ImageGcPolicy,
+    /// `--image-gc-period`.
+    pub(crate) image_gc_period: Duration,
 }
 
 /// Validates the upstream settings; notices for what is accepted without effect.
@@ -268,14 +279,30 @@ pub(super) fn settings(args: &Args, notices: &mut Vec<String>) -> Result<Upstrea
         notices.push(format!("--pod-manifest-path {} accepted; wasmlet does not run static pods yet", path.display()));
     }
     let (high, low) = (args.image_gc_high_threshold.unwrap_or(85), args.image_gc_low_threshold.unwrap_or(80));
-    if high > 100 || low > 100 || low > high {
+    if high > 100 || low >= high {
         return Err(invalid(format!(
-            "--image-gc-low-threshold ({low}) must be at most --image-gc-high-threshold ({high}), both 0-100"
+            "--image-gc-low-threshold ({low}) must be less than --image-gc-high-threshold ({high}), both 0-100"
         )));
     }
-    if args.image_gc_high_threshold.is_some() || args.image_gc_low_threshold.is_some() {
-        notices.push("--image-gc-high/low-threshold accepted; wasmlet's image GC does not follow them yet".into());
+    let duration = |flag: &str, v: &Option<String>, default: Duration| match v {
+        Some(v) => wasmlet_eviction::duration::parse(v).map_err(|e| invalid(format!("{flag} {v:?}: {e}"))),
+        None => Ok(default),
+    };
+    let min_age = duration("--image-minimum-gc-age", &args.image_minimum_gc_age, Duration::from_secs(120))?;
+    let max_age = duration("--image-maximum-gc-age", &args.image_maximum_gc_age, Duration::ZERO)?;
+    if !max_age.is_zero() && max_age < min_age {
+        return Err(invalid("--image-maximum-gc-age must be 0 or at least --image-minimum-gc-age"));
+    }
+    let image_gc = wasmlet_pods::ImageGcPolicy {
+        high_percent: high,
+        low_percent: low,
+        min_age,
+        max_age: (!max_age.is_zero()).then_some(max_age),
+    };
+    let image_gc_period = duration("--image-gc-period", &args.image_gc_period, Duration::from_secs(300))?;
+    if image_gc_period.is_zero() {
+        return Err(invalid("--image-gc-period must be positive"));
     }
     notices.extend(args.ignored.notices());
-    Ok(Upstream { address, healthz, node_status_update_frequency, tls_policy })
+    Ok(Upstream { address, healthz, node_status_update_frequency, tls_policy, image_gc, image_gc_period })
 }

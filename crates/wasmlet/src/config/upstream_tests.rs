@@ -128,7 +128,7 @@ fn bad_upstream_values_are_clear_errors() {
         (&["--tls-min-version=TLS1.2"], "is not one of VersionTLS10"),
         (&["--tls-cipher-suites=TLS_NOPE"], "\"TLS_NOPE\" is not supported"),
         (&["--feature-gates=Gate"], "expected Name=true or Name=false"),
-        (&["--image-gc-high-threshold=70", "--image-gc-low-threshold=80"], "must be at most"),
+        (&["--image-gc-high-threshold=70", "--image-gc-low-threshold=80"], "must be less than"),
         (&["--node-status-update-frequency=0s"], "positive Go duration"),
         (&["--address=localhost"], "--address \"localhost\" is not an IP address"),
         (&["--cluster-dns=dns.local"], "--cluster-dns \"dns.local\" is not an IP address"),

@@ -66,6 +66,50 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// The client to use with `auth` that reaches `registry` over plain
+    /// http (for a loopback registry that does not speak https, as Docker
+    /// and containerd allow without configuration).
+    ///
+    /// # Errors
+    ///
+    /// Building a new client failed.
+    pub fn get_plain(&self, auth: &RegistryAuth, registry: &str) -> Result<Client, Error> {
+        let key = format!("{}\0plain\0{registry}", key(auth));
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pos) = pool.iter().position(|(k, _)| *k == key) {
+            let entry = pool.remove(pos);
+            let client = entry.1.clone();
+            pool.push(entry);
+            return Ok(client);
+        }
+        let mut options = self.options.clone();
+        options.insecure_registries.push(registry.to_owned());
+        let client = client(options)?;
+        if pool.len() >= MAX_CLIENTS {
+            pool.remove(0);
+        }
+        pool.push((key, client.clone()));
+        Ok(client)
+    }
+
+    /// Whether `registry` is reached over plain http anyway
+    /// ([`ClientOptions::insecure_registries`]).
+    pub fn is_insecure(&self, registry: &str) -> bool {
+        self.options.insecure_registries.iter().any(|r| r == registry)
+    }
+}
+
+/// Whether `registry` (`host[:port]`) is on this machine's loopback:
+/// `localhost`, `127.0.0.0/8` or `[::1]`.
+pub fn is_loopback_registry(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn key(auth: &RegistryAuth) -> String {
     let material = match auth {
         RegistryAuth::Anonymous => "anonymous".to_owned(),
@@ -78,6 +122,17 @@ fn key(auth: &RegistryAuth) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_registries_are_recognised() {
+        for r in ["localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "localhost"] {
+            assert!(is_loopback_registry(r), "{r}");
+        }
+        for r in ["docker.io", "10.0.0.1:5000", "[2001:db8::1]:5000", "localhost.example.com:5000", "127.0.0.1.nip.io"]
+        {
+            assert!(!is_loopback_registry(r), "{r}");
+        }
+    }
 
     #[test]
     fn one_client_per_credentials_and_bounded() {

@@ -34,7 +34,7 @@ pub mod store;
 pub mod wasm;
 
 pub use client::{Client, ClientOptions, client};
-pub use clients::Clients;
+pub use clients::{Clients, is_loopback_registry};
 pub use digest::Digest;
 pub use limits::PullLimits;
 pub use oci_client::Reference;

@@ -116,20 +116,41 @@ impl Images {
         let started = Instant::now();
         let mut refused = None;
         for auth in candidates {
-            let client = self.clients.get(auth).map_err(|e| pull_error(image, &e))?;
-            match self.store.pull(&client, &reference, auth).await {
+            match self.pull(&reference, auth).await {
                 Ok(found) => {
                     self.touch(&found.wasm_digest);
                     return Ok(pulled(&reference, found, Some(started.elapsed())));
                 }
-                Err(e @ wasmlet_oci::pull::Error::Unauthorized { .. }) => refused = Some(e),
-                Err(e) => return Err(pull_error(image, &e)),
+                Err(PullFailure::Pull(e @ wasmlet_oci::pull::Error::Unauthorized { .. })) => refused = Some(e),
+                Err(PullFailure::Pull(e)) => return Err(pull_error(image, &e)),
+                Err(PullFailure::Client(e)) => return Err(pull_error(image, &e)),
             }
         }
         Err(match refused {
             Some(e) => pull_error(image, &e),
             None => ImageError::Pull { image: image.to_owned(), message: "no credentials to try".into() },
         })
+    }
+
+    /// One pull with `auth`. A loopback registry not named in
+    /// `--insecure-registries` is tried over https first and, if that finds
+    /// no https server there, over plain http — as Docker and containerd
+    /// treat `localhost` registries.
+    async fn pull(&self, reference: &Reference, auth: &RegistryAuth) -> Result<wasmlet_oci::Image, PullFailure> {
+        let client = self.clients.get(auth).map_err(PullFailure::Client)?;
+        let registry = reference.resolve_registry();
+        let https = self.store.pull(&client, reference, auth).await;
+        let no_https = matches!(&https, Err(e) if e.is_unreachable());
+        if !no_https || self.clients.is_insecure(registry) || !wasmlet_oci::is_loopback_registry(registry) {
+            return https.map_err(PullFailure::Pull);
+        }
+        tracing::debug!(%registry, "no https on a loopback registry: trying plain http");
+        let plain = self.clients.get_plain(auth, registry).map_err(PullFailure::Client)?;
+        match self.store.pull(&plain, reference, auth).await {
+            Ok(image) => Ok(image),
+            // Report what https said: the registry speaks neither.
+            Err(_) => https.map_err(PullFailure::Pull),
+        }
     }
 
     /// Marks `digest` as used by a container (kept by garbage collection).
@@ -162,6 +183,12 @@ impl Images {
     fn touch(&self, digest: &Digest) {
         self.recent.lock().unwrap_or_else(|p| p.into_inner()).insert(digest.clone(), Instant::now());
     }
+}
+
+/// Why one pull attempt failed.
+enum PullFailure {
+    Client(wasmlet_oci::client::Error),
+    Pull(wasmlet_oci::pull::Error),
 }
 
 /// oci-client's reference parser error type.

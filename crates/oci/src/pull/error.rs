@@ -198,6 +198,12 @@ impl Error {
         }
     }
 
+    /// Whether nothing answered at the registry's address: the connection
+    /// (or, for https, its TLS handshake) failed.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Registry { source: OciDistributionError::RequestError(e), .. } if e.is_connect())
+    }
+
     /// Whether the registry said the reference does not exist; pull again
     /// only after the user fixes the image name.
     pub fn is_not_found(&self) -> bool {

@@ -171,6 +171,14 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     api::start(&settings, &identity, routes, metrics.clone(), &tracker, late.clone()).await?;
 
     let synced = Arc::new(Notify::new());
+    if let Some(dir) = settings.upstream.static_pods.clone() {
+        let config = wasmlet_static_pods::Config {
+            dir,
+            node_name: settings.node_name.clone(),
+            resync: wasmlet_static_pods::DEFAULT_RESYNC,
+        };
+        tracker.spawn(wasmlet_static_pods::run(client.clone(), config, shutdown.clone()));
+    }
     tracker.spawn(node_images(health_tx.clone(), pods.images().store().clone(), late.clone()));
     tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure, extended));
 

@@ -90,7 +90,8 @@ pub(crate) struct Args {
     /// The cluster's DNS domain, e.g. cluster.local (accepted; see --cluster-dns).
     #[arg(long, env = "WASMLET_CLUSTER_DOMAIN")]
     pub(crate) cluster_domain: Option<String>,
-    /// Directory of static pod manifests (accepted; static pods are not run yet).
+    /// Directory of static pod manifests: each runs as a pod with a mirror
+    /// pod in the apiserver (see docs/configuration.md).
     #[arg(long = "pod-manifest-path", env = "WASMLET_POD_MANIFEST_PATH")]
     #[serde(rename = "staticPodPath")]
     pub(crate) pod_manifest_path: Option<PathBuf>,

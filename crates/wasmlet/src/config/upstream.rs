@@ -230,6 +230,8 @@ pub(crate) struct Upstream {
     pub(crate) image_gc: wasmlet_pods::ImageGcPolicy,
     /// `--image-gc-period`.
     pub(crate) image_gc_period: Duration,
+    /// `--pod-manifest-path`: static pods.
+    pub(crate) static_pods: Option<std::path::PathBuf>,
 }
 
 /// Validates the upstream settings; notices for what is accepted without effect.
@@ -275,9 +277,6 @@ pub(super) fn settings(args: &Args, notices: &mut Vec<String>) -> Result<Upstrea
     if args.cluster_dns.is_some() || args.cluster_domain.is_some() {
         notices.push("--cluster-dns/--cluster-domain accepted; guests do not get cluster DNS yet".into());
     }
-    if let Some(path) = &args.pod_manifest_path {
-        notices.push(format!("--pod-manifest-path {} accepted; wasmlet does not run static pods yet", path.display()));
-    }
     let (high, low) = (args.image_gc_high_threshold.unwrap_or(85), args.image_gc_low_threshold.unwrap_or(80));
     if high > 100 || low >= high {
         return Err(invalid(format!(
@@ -304,5 +303,6 @@ pub(super) fn settings(args: &Args, notices: &mut Vec<String>) -> Result<Upstrea
         return Err(invalid("--image-gc-period must be positive"));
     }
     notices.extend(args.ignored.notices());
-    Ok(Upstream { address, healthz, node_status_update_frequency, tls_policy, image_gc, image_gc_period })
+    let static_pods = args.pod_manifest_path.clone().filter(|p| !p.as_os_str().is_empty());
+    Ok(Upstream { address, healthz, node_status_update_frequency, tls_policy, image_gc, image_gc_period, static_pods })
 }

@@ -65,7 +65,7 @@ fn a_kubeadm_kubelet_configuration_is_read_with_upstream_defaults() {
             s.notices
         );
     }
-    assert!(s.notices.iter().any(|n| n.contains("static pods")), "{:#?}", s.notices);
+    assert_eq!(s.upstream.static_pods.as_deref(), Some(Path::new("/etc/kubernetes/manifests")));
     assert!(s.notices.iter().any(|n| n.contains("cluster DNS")), "{:#?}", s.notices);
     assert!(!s.notices.iter().any(|n| n.contains("field port") || n.contains("field healthzPort")));
 }

@@ -27,9 +27,5 @@ pub use crate::plan::{ActivePod, PriorityPeriod, SYSTEM_CRITICAL_PRIORITY};
 pub const TERMINATED_REASON: &str = "Terminated";
 /// Its status message (and the `DisruptionTarget` condition's).
 pub const TERMINATED_MESSAGE: &str = "Pod was terminated in response to imminent node shutdown.";
-/// The reason a pod bound during a shutdown is refused with.
-pub const REJECTED_REASON: &str = "NodeShutdown";
-/// Its message.
-pub const REJECTED_MESSAGE: &str = "Pod was rejected as the node is shutting down.";
 /// The node's `Ready` condition message during a shutdown.
 pub const NOT_READY_MESSAGE: &str = "node is shutting down";

@@ -167,6 +167,14 @@ pub(crate) struct Args {
     #[arg(long, env = "WASMLET_ALLOWED_NODE_LOCAL_DESTINATIONS")]
     #[serde(deserialize_with = "list_from_seq")]
     pub(crate) allowed_node_local_destinations: Option<String>,
+    /// How long a node shutdown (logind's PrepareForShutdown) is delayed so
+    /// pods can stop, a Go duration (default 0 = off, as upstream).
+    #[arg(long, env = "WASMLET_SHUTDOWN_GRACE_PERIOD")]
+    pub(crate) shutdown_grace_period: Option<String>,
+    /// The part of --shutdown-grace-period kept for critical pods
+    /// (system-node-critical, system-cluster-critical), which stop last (default 0).
+    #[arg(long, env = "WASMLET_SHUTDOWN_GRACE_PERIOD_CRITICAL_PODS")]
+    pub(crate) shutdown_grace_period_critical_pods: Option<String>,
 }
 
 /// The validated settings.
@@ -194,6 +202,8 @@ pub(crate) struct Settings {
     pub(crate) guest_network: wasmlet_runtime::NodePolicy,
     /// `--volume-stats-agg-period` (0: off).
     pub(crate) volume_stats_period: std::time::Duration,
+    /// Graceful node shutdown (off by default).
+    pub(crate) shutdown: shutdown::Shutdown,
 }
 
 /// An invalid setting.
@@ -255,7 +265,9 @@ impl Args {
             device_plugin_stop_grace_period,
             cdi_spec_dirs,
             guest_outbound_cidrs,
-            allowed_node_local_destinations
+            allowed_node_local_destinations,
+            shutdown_grace_period,
+            shutdown_grace_period_critical_pods
         );
         Ok(self)
     }
@@ -354,6 +366,10 @@ impl Args {
             }
             None => wasmlet_csi::DEFAULT_STATS_PERIOD,
         };
+        let shutdown = shutdown::settings(
+            self.shutdown_grace_period.as_deref(),
+            self.shutdown_grace_period_critical_pods.as_deref(),
+        )?;
         Ok(Settings {
             kubeconfig,
             node_name,
@@ -374,6 +390,7 @@ impl Args {
             devices,
             guest_network,
             volume_stats_period,
+            shutdown,
         })
     }
 }
@@ -516,6 +533,7 @@ mod devices;
 mod eviction;
 mod network;
 mod security;
+mod shutdown;
 
 pub(crate) use security::AuthorizationMode;
 

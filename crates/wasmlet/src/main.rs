@@ -8,6 +8,7 @@ mod app;
 mod config;
 mod eviction;
 mod identity;
+mod node_shutdown;
 mod plugins;
 mod resources;
 mod tls;

@@ -175,6 +175,11 @@ pub(crate) struct Args {
     /// (system-node-critical, system-cluster-critical), which stop last (default 0).
     #[arg(long, env = "WASMLET_SHUTDOWN_GRACE_PERIOD_CRITICAL_PODS")]
     pub(crate) shutdown_grace_period_critical_pods: Option<String>,
+    /// Graceful node shutdown by priority band, instead of the two flags
+    /// above: a list of `{priority, shutdownGracePeriodSeconds}` (config
+    /// file only, as upstream).
+    #[arg(skip)]
+    pub(crate) shutdown_grace_period_by_pod_priority: Option<Vec<shutdown::ByPriority>>,
 }
 
 /// The validated settings.
@@ -267,7 +272,8 @@ impl Args {
             guest_outbound_cidrs,
             allowed_node_local_destinations,
             shutdown_grace_period,
-            shutdown_grace_period_critical_pods
+            shutdown_grace_period_critical_pods,
+            shutdown_grace_period_by_pod_priority
         );
         Ok(self)
     }
@@ -369,6 +375,7 @@ impl Args {
         let shutdown = shutdown::settings(
             self.shutdown_grace_period.as_deref(),
             self.shutdown_grace_period_critical_pods.as_deref(),
+            self.shutdown_grace_period_by_pod_priority.as_deref(),
         )?;
         Ok(Settings {
             kubeconfig,

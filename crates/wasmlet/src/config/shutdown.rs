@@ -57,7 +57,8 @@ pub(crate) fn settings(
         )));
     }
     let by_priority = by_priority.unwrap_or_default();
-    if !by_priority.is_empty() && !(grace.is_zero() && critical.is_zero()) {
+    let flags_set = !grace.is_zero() || !critical.is_zero();
+    if !by_priority.is_empty() && flags_set {
         return Err(invalid(
             "shutdownGracePeriodByPodPriority cannot be combined with --shutdown-grace-period(-critical-pods)",
         ));

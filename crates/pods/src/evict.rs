@@ -20,13 +20,23 @@ use crate::status;
 use crate::worker::PodUpdate;
 
 /// The eviction of one pod: stop its containers within `grace`, then end
-/// it `Failed` / `Evicted` with `message`.
+/// it `Failed` with `reason` and `message` (and a warning event of that
+/// reason, and the `DisruptionTarget` condition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Eviction {
     /// How long its containers get to stop.
     pub grace: Duration,
-    /// The status message (upstream's eviction message).
+    /// The status reason: `Evicted` (node pressure), `Terminated` (node shutdown).
+    pub reason: String,
+    /// The status message (upstream's eviction or shutdown message).
     pub message: String,
+}
+
+impl Eviction {
+    /// A node-pressure eviction: reason `Evicted`.
+    pub fn pressure(grace: Duration, message: String) -> Self {
+        Self { grace, reason: "Evicted".into(), message }
+    }
 }
 
 /// The active pods (present, not terminal) with their usage; with `disk`,

@@ -31,6 +31,7 @@ mod live;
 mod manager;
 #[cfg(test)]
 mod mock_api;
+pub mod node_shutdown;
 mod oom_events;
 mod probe;
 mod probe_grpc;
@@ -66,6 +67,7 @@ pub use crate::backoff::BackoffConfig;
 pub use crate::evict::Eviction;
 pub use crate::image_gc::ImageGcPolicy;
 pub use crate::images::Images;
+pub use crate::node_shutdown::ActivePod;
 pub use crate::resources::{ContainerResources, NoResources, Note, PodResources, ResourceError};
 pub use crate::worker::{ContainerWorker, PodWorker};
 
@@ -131,6 +133,7 @@ impl Pods {
             metrics,
             admitted: Mutex::new(HashMap::new()),
             pressure: std::sync::OnceLock::new(),
+            node_shutdown: std::sync::OnceLock::new(),
             resources: std::sync::OnceLock::new(),
             checkpoint_writes: Arc::new(tokio::sync::Semaphore::new(checkpoint::MAX_CONCURRENT_WRITES)),
         });
@@ -232,6 +235,29 @@ impl Pods {
         }
     }
 
+    /// Makes admission refuse every pod while `shutting_down` is true
+    /// (the node shutdown manager's): reason `NodeShutdown`, `Pod was
+    /// rejected: Pod was rejected as the node is shutting down.`. Set it
+    /// once, before [`run`](Self::run); later calls are ignored.
+    pub fn set_node_shutdown(&self, shutting_down: tokio::sync::watch::Receiver<bool>) {
+        if self.shared.node_shutdown.set(shutting_down).is_err() {
+            tracing::warn!("node shutdown admission is already set; keeping the first");
+        }
+    }
+
+    /// The pods present and not finished, with their priority and own
+    /// termination grace period, for the node shutdown manager.
+    pub fn active_pods(&self) -> Vec<ActivePod> {
+        node_shutdown::active(&self.handles)
+    }
+
+    /// Ends pod `uid` as `eviction` says (see [`evict`](Self::evict)) and
+    /// returns once its containers stopped and its verdict is recorded, or
+    /// at once when the node has no such pod.
+    pub async fn terminate(&self, uid: &str, eviction: Eviction) {
+        node_shutdown::terminate(&self.handles, uid, eviction).await
+    }
+
     /// Gives pods what node plugins offer (devices, claims). Set it once,
     /// before [`run`](Self::run); later calls are ignored. Without it pods
     /// get nothing extra ([`NoResources`]).
@@ -250,8 +276,9 @@ impl Pods {
     }
 
     /// Evicts pod `uid`: its worker stops the containers within
-    /// `eviction.grace` and ends the pod `Failed` / `Evicted` with the
-    /// message, a `DisruptionTarget` condition and an `Evicted` event. The
+    /// `eviction.grace` and ends the pod `Failed` with the eviction's
+    /// reason and message, a `DisruptionTarget` condition and an event of
+    /// that reason. The
     /// request waits if the pod is still starting. Returns `false` when the
     /// node has no such pod.
     pub fn evict(&self, uid: &str, eviction: Eviction) -> bool {

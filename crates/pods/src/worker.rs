@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) admitted: Mutex<HashMap<String, Requests>>,
     /// Admission under node pressure (the eviction manager's), once set.
     pub(crate) pressure: std::sync::OnceLock<wasmlet_eviction::Admission>,
+    /// Whether the node is shutting down (the shutdown manager's), once set.
+    pub(crate) node_shutdown: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>>,
     /// Devices and claims from node plugins, once set.
     pub(crate) resources: std::sync::OnceLock<Arc<dyn crate::resources::PodResources>>,
     /// Bounds the checkpoint writes running at once (see [`checkpoint::Writer`]).

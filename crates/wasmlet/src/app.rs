@@ -159,6 +159,13 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     pods.set_pressure_admission(evictions.admission());
     let pressure = evictions.conditions();
     tracker.spawn(evictions.run(shutdown.clone()));
+    // Graceful node shutdown (KEP-2000): refuses pods and stops them by
+    // priority when logind announces a shutdown.
+    let (shutting_down_tx, shutting_down) = watch::channel(false);
+    pods.set_node_shutdown(shutting_down.clone());
+    let shutdown_config = wasmlet_shutdown::Config::new(settings.shutdown.periods());
+    let shutdown_pods = Arc::new(crate::node_shutdown::ShutdownPods(pods.clone()));
+    tracker.spawn(wasmlet_shutdown::run(shutdown_config, shutdown_pods, shutting_down_tx, shutdown.clone()));
 
     let volume_source = pods.stats_source();
     metrics.set_volume_source(move || claim_volumes(&volume_source.pods()));
@@ -180,7 +187,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         tracker.spawn(wasmlet_static_pods::run(client.clone(), config, shutdown.clone()));
     }
     tracker.spawn(node_images(health_tx.clone(), pods.images().store().clone(), late.clone()));
-    tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure, extended));
+    tracker.spawn(node_health(health_tx, synced.clone(), network.status(), pressure, extended, shutting_down));
 
     pods.run(shutdown.clone(), synced).await;
     tracing::info!("pods stopped; stopping the kubelet API and heartbeat");
@@ -194,18 +201,22 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
 
 /// Feeds the heartbeat: Ready once pods are listed (NotReady with the reason
 /// when the pod network is broken, as upstream does for a runtime whose
-/// network plugin is not ready), and the eviction manager's pressure
-/// conditions and the device plugins' extended resources as they change.
-/// Returns when the heartbeat is gone.
+/// network plugin is not ready; NotReady while the node shuts down, as
+/// upstream's shutdown manager makes it), and the eviction manager's
+/// pressure conditions and the device plugins' extended resources as they
+/// change. Returns when the heartbeat is gone.
 async fn node_health(
     health: watch::Sender<NodeHealth>,
     listed: Arc<Notify>,
     network: wasmlet_network::Status,
     mut pressure: watch::Receiver<wasmlet_eviction::Conditions>,
     mut extended: watch::Receiver<wasmlet_devices::Capacity>,
+    mut shutting_down: watch::Receiver<bool>,
 ) {
     let mut listed = std::pin::pin!(listed.notified());
-    let (mut waiting, mut pressure_open, mut extended_open) = (true, true, true);
+    let (mut waiting, mut pressure_open, mut extended_open, mut shutdown_open) = (true, true, true, true);
+    // Ready and its message once pods are listed, before any shutdown.
+    let mut listed_health: Option<(bool, String)> = None;
     // Resources known from the checkpoint count 0 until their plugin is back.
     extended.mark_changed();
     loop {
@@ -225,11 +236,24 @@ async fn node_health(
                 } else {
                     format!("pod network is not ready: {}", network.message)
                 };
-                health.send_modify(|h| {
-                    h.ready = network.ready;
-                    h.message = message;
-                });
+                listed_health = Some((network.ready, message));
+                if !*shutting_down.borrow() {
+                    set_ready(&health, listed_health.clone());
+                }
                 tracing::info!(ready = network.ready, "pods listed; node status set");
+            }
+            changed = shutting_down.changed(), if shutdown_open => {
+                if changed.is_err() {
+                    shutdown_open = false;
+                    continue;
+                }
+                if *shutting_down.borrow_and_update() {
+                    set_ready(&health, Some((false, wasmlet_shutdown::NOT_READY_MESSAGE.into())));
+                    tracing::warn!("the node is shutting down: NotReady");
+                } else if listed_health.is_some() {
+                    set_ready(&health, listed_health.clone());
+                    tracing::info!("node shutdown cancelled: node status set back");
+                }
             }
             changed = pressure.changed(), if pressure_open => {
                 if changed.is_err() {
@@ -322,6 +346,15 @@ fn claim_volumes(pods: &[wasmlet_metrics::PodSample]) -> Vec<wasmlet_metrics::Cl
             })
         })
         .collect()
+}
+
+fn set_ready(health: &watch::Sender<NodeHealth>, state: Option<(bool, String)>) {
+    if let Some((ready, message)) = state {
+        health.send_modify(|h| {
+            h.ready = ready;
+            h.message = message;
+        });
+    }
 }
 
 fn node_config(s: &Settings) -> NodeConfig {

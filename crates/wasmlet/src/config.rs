@@ -254,6 +254,19 @@ pub(crate) struct Args {
     #[arg(skip)]
     #[serde(skip)]
     pub(crate) notices: Vec<String>,
+    /// How long a node shutdown (logind's PrepareForShutdown) is delayed so
+    /// pods can stop, a Go duration (default 0 = off, as upstream).
+    #[arg(long, env = "WASMLET_SHUTDOWN_GRACE_PERIOD")]
+    pub(crate) shutdown_grace_period: Option<String>,
+    /// The part of --shutdown-grace-period kept for critical pods
+    /// (system-node-critical, system-cluster-critical), which stop last (default 0).
+    #[arg(long, env = "WASMLET_SHUTDOWN_GRACE_PERIOD_CRITICAL_PODS")]
+    pub(crate) shutdown_grace_period_critical_pods: Option<String>,
+    /// Graceful node shutdown by priority band, instead of the two flags
+    /// above: a list of `{priority, shutdownGracePeriodSeconds}` (config
+    /// file only, as upstream).
+    #[arg(skip)]
+    pub(crate) shutdown_grace_period_by_pod_priority: Option<Vec<shutdown::ByPriority>>,
 }
 
 /// The validated settings.
@@ -285,6 +298,8 @@ pub(crate) struct Settings {
     pub(crate) upstream: upstream::Upstream,
     /// Accepted settings without effect, to report once.
     pub(crate) notices: Vec<String>,
+    /// Graceful node shutdown (off by default).
+    pub(crate) shutdown: shutdown::Shutdown,
 }
 
 /// An invalid setting.
@@ -387,7 +402,10 @@ impl Args {
             image_gc_low_threshold,
             image_minimum_gc_age,
             image_maximum_gc_age,
-            image_gc_period
+            image_gc_period,
+            shutdown_grace_period,
+            shutdown_grace_period_critical_pods,
+            shutdown_grace_period_by_pod_priority
         );
     }
 
@@ -487,6 +505,11 @@ impl Args {
             }
             None => wasmlet_csi::DEFAULT_STATS_PERIOD,
         };
+        let shutdown = shutdown::settings(
+            self.shutdown_grace_period.as_deref(),
+            self.shutdown_grace_period_critical_pods.as_deref(),
+            self.shutdown_grace_period_by_pod_priority.as_deref(),
+        )?;
         Ok(Settings {
             kubeconfig,
             node_name,
@@ -509,6 +532,7 @@ impl Args {
             volume_stats_period,
             upstream,
             notices,
+            shutdown,
         })
     }
 }
@@ -656,6 +680,7 @@ mod devices;
 mod eviction;
 mod network;
 mod security;
+mod shutdown;
 mod upstream;
 
 pub(crate) use security::AuthorizationMode;

@@ -86,7 +86,7 @@ impl wasmlet_eviction::Target for Node {
 
     fn evict(&self, e: &Eviction) -> bool {
         let uid = e.pod.metadata.uid.as_deref().unwrap_or_default();
-        let eviction = wasmlet_pods::Eviction { grace: e.grace, message: e.message.clone() };
+        let eviction = wasmlet_pods::Eviction::pressure(e.grace, e.message.clone());
         let found = self.pods.evict(uid, eviction);
         if found {
             self.metrics.eviction(e.signal.as_str());

@@ -9,6 +9,7 @@ mod config;
 mod counted;
 mod eviction;
 mod identity;
+mod node_shutdown;
 mod plugins;
 mod resources;
 mod tls;

@@ -107,8 +107,10 @@ impl State<PodWorker> for Admitting {
                 return Transition::next(self, Finished(Seal));
             };
             let requests = Requests::of(spec);
-            // As upstream's admit handlers: pressure, then devices, then resources.
-            let early = match admission::under_pressure(w.shared.pressure.get(), &w.pod) {
+            // As upstream's admit handlers: pressure, node shutdown, then devices, then resources.
+            let early = admission::under_pressure(w.shared.pressure.get(), &w.pod)
+                .and_then(|()| crate::node_shutdown::admit(w.shared.node_shutdown.get()));
+            let early = match early {
                 Ok(()) => w.shared.resources().admit(&w.pod).await,
                 Err(rejection) => Err(rejection),
             };
@@ -447,18 +449,18 @@ impl State<PodWorker> for Running {
     }
 }
 
-/// The eviction manager's request, if there is one: the `Evicted` event,
-/// the `DisruptionTarget` condition, then termination with the eviction's
-/// grace period and an `Evicted` verdict.
+/// The eviction manager's (or the shutdown manager's) request, if there is
+/// one: the event of its reason (`Evicted`, `Terminated`), the
+/// `DisruptionTarget` condition, then termination with its grace period and
+/// a `Failed` verdict of its reason.
 async fn evicted(w: &mut PodWorker) -> Option<Terminating> {
     let eviction = w.evictions.borrow_and_update().clone()?;
     tracing::warn!(message = %eviction.message, grace = ?eviction.grace, "evicting the pod");
     let pod = w.pod.clone();
-    w.shared.events.warning(&pod, None, "Evicted", eviction.message.clone()).await;
+    w.shared.events.warning(&pod, None, &eviction.reason, eviction.message.clone()).await;
     w.update(|r| r.disruption = Some(eviction.message.clone()));
     w.sync_status().await;
-    let verdict =
-        PodVerdict { phase: "Failed".into(), reason: Some("Evicted".into()), message: Some(eviction.message) };
+    let verdict = PodVerdict { phase: "Failed".into(), reason: Some(eviction.reason), message: Some(eviction.message) };
     Some(Terminating { grace: eviction.grace, verdict: Some(verdict) })
 }
 

@@ -51,8 +51,15 @@ const SAME_KEY: [&str; 27] = [
 ];
 
 /// Also read as they are, in a second list to keep the arrays short.
-const SAME_KEY_2: [&str; 4] =
-    ["imageGCHighThresholdPercent", "imageGCLowThresholdPercent", "imageMinimumGCAge", "imageMaximumGCAge"];
+const SAME_KEY_2: [&str; 7] = [
+    "imageGCHighThresholdPercent",
+    "imageGCLowThresholdPercent",
+    "imageMinimumGCAge",
+    "imageMaximumGCAge",
+    "shutdownGracePeriod",
+    "shutdownGracePeriodCriticalPods",
+    "shutdownGracePeriodByPodPriority",
+];
 
 /// Fields whose zero value upstream's defaulting replaces by the default
 /// (kubeadm writes `0s` for every duration it leaves to the kubelet).

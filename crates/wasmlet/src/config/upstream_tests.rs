@@ -67,7 +67,10 @@ fn a_kubeadm_kubelet_configuration_is_read_with_upstream_defaults() {
     }
     assert_eq!(s.upstream.static_pods.as_deref(), Some(Path::new("/etc/kubernetes/manifests")));
     assert!(s.notices.iter().any(|n| n.contains("cluster DNS")), "{:#?}", s.notices);
-    assert!(!s.notices.iter().any(|n| n.contains("field port") || n.contains("field healthzPort")));
+    for implemented in ["field port", "field healthzPort", "shutdownGracePeriod", "imageMinimumGCAge", "staticPodPath"]
+    {
+        assert!(!s.notices.iter().any(|n| n.contains(implemented)), "{implemented}: {:#?}", s.notices);
+    }
 }
 
 #[test]

@@ -295,9 +295,14 @@ impl Store {
             }
             Err(source) => {
                 return Err(match error::transfer_cause(&source) {
-                    Some(cause) => {
-                        Error::Interrupted { reference: name, digest: digest.clone(), cause, got, declared, source }
-                    }
+                    Some(cause) => Error::Interrupted {
+                        reference: name,
+                        digest: digest.clone(),
+                        cause,
+                        got,
+                        declared,
+                        source: Box::new(source),
+                    },
                     None => Error::blob(&name, digest, source),
                 });
             }

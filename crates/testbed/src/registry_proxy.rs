@@ -297,7 +297,7 @@ async fn handle(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
             let body = r#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the wasmlet chaos proxy"}]}"#;
             return fault::send(&mut conn, &http::Response::json(code, body)).await;
         }
-        Mode::Flap401 if object_request && shared.flap.fetch_add(1, Ordering::Relaxed) % 2 == 0 => {
+        Mode::Flap401 if object_request && shared.flap.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) => {
             shared.faults.fetch_add(1, Ordering::Relaxed);
             let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"injected by the wasmlet chaos proxy"}]}"#;
             return fault::send(&mut conn, &http::Response::json(401, body)).await;

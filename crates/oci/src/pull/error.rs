@@ -183,9 +183,9 @@ pub enum Error {
         got: u64,
         /// The blob's size in the manifest.
         declared: u64,
-        /// The transport error.
+        /// The transport error (boxed: it is large).
         #[source]
-        source: OciDistributionError,
+        source: Box<OciDistributionError>,
     },
     /// The registry sent a complete answer shorter than the blob.
     #[error("{reference}: blob {digest} is truncated (got {got} of {declared} bytes)")]

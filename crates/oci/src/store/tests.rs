@@ -178,7 +178,7 @@ async fn check_finds_corrupt_blobs_and_odd_files() {
     std::fs::write(store.root().join("refs/broken.json"), b"{").unwrap();
     let report = store.check().await.unwrap();
     assert!(!report.is_clean());
-    assert_eq!(report.good, [good.wasm_digest.clone()]);
+    assert_eq!(report.good, std::slice::from_ref(&good.wasm_digest));
     assert_eq!(report.corrupt.len(), 1);
     assert_eq!(report.corrupt[0].digest, bad.wasm_digest);
     assert_eq!(report.corrupt[0].actual, Digest::of(&bytes));

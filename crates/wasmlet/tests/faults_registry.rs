@@ -92,6 +92,7 @@ async fn every_registry_fault_fails_clearly_and_recovers_through_pass_through() 
     for (mode, _, image, _) in &cases {
         pods::create(&ns, pods::bare(&mode.label(), &node.name, image, &[], "Always")).await;
     }
+    let created = Instant::now();
 
     // Each pull fails, naming its cause, and backs off.
     let failing = cases.iter().map(|(mode, _, _, _)| {
@@ -102,6 +103,7 @@ async fn every_registry_fault_fails_clearly_and_recovers_through_pass_through() 
             })
             .await;
             let waiting = pods::container(&pod, "main").unwrap().state.clone().unwrap().waiting.unwrap();
+            eprintln!("{name}: ImagePullBackOff {:.1}s after creation", created.elapsed().as_secs_f64());
             waiting.message.unwrap_or_default()
         }
     });

@@ -34,6 +34,9 @@ mod select;
 pub mod store;
 pub mod wasm;
 
+#[cfg(test)]
+mod prop_tests;
+
 pub use client::{Client, ClientOptions, client};
 pub use clients::Clients;
 pub use digest::Digest;

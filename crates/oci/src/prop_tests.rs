@@ -109,10 +109,10 @@ proptest! {
 
     #[test]
     fn indexes_never_panic_and_pick_a_listed_entry(i in index()) {
-        if let Ok(parsed) = serde_json::from_value::<OciImageIndex>(i) {
-            if let Some(entry) = select::index_entry(&parsed) {
-                prop_assert!(parsed.manifests.iter().any(|m| m.digest == entry.digest));
-            }
+        if let Ok(parsed) = serde_json::from_value::<OciImageIndex>(i)
+            && let Some(entry) = select::index_entry(&parsed)
+        {
+            prop_assert!(parsed.manifests.iter().any(|m| m.digest == entry.digest));
         }
     }
 

@@ -3,6 +3,8 @@
 //! - `cargo xtask demo` brings up the test bed and shows the examples running.
 //! - `cargo xtask test` runs the whole suite (what `.ci/run` calls).
 //! - `cargo xtask testbed up|down|node-kubeconfig NAME` manages the test bed.
+//! - `cargo xtask chaos <scenario>` breaks a dependency of a node on purpose
+//!   (`docs/reliability.md`), e.g. `chaos registry --mode reset`.
 //! - `cargo xtask bench http` compares wasmlet's wasi:http serving with
 //!   `wasmtime serve` (see `docs/benchmarks.md`).
 //! - `cargo xtask package deb` builds the Debian package (`deploy/deb`).
@@ -13,6 +15,8 @@ mod bench;
 mod bench_http;
 mod bench_pod;
 mod bench_pods;
+mod chaos;
+mod chaos_registry;
 mod demo;
 mod package;
 mod steps;
@@ -43,6 +47,8 @@ enum Command {
     /// Build packages (`package deb`).
     #[command(subcommand)]
     Package(package::Package),
+    /// Break a dependency on purpose on the running test bed (docs/reliability.md).
+    Chaos(chaos::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures => steps::build_fixtures().map(|_| ()),
         Command::Bench(args) => rt.block_on(bench::run(*args)),
         Command::Package(package) => package::run(package),
+        Command::Chaos(args) => rt.block_on(chaos::run(args)),
     }
 }

@@ -97,3 +97,6 @@ fn time(value: &str) -> Result<SystemTime, QueryError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod prop_tests;

@@ -33,6 +33,9 @@ mod read;
 mod tail;
 mod writer;
 
+#[cfg(test)]
+mod prop_tests;
+
 pub use disk::REOPEN_BACKOFF;
 pub use entry::{Stream, format_timestamp};
 pub use file::{

@@ -6,7 +6,8 @@
 //! - [`Store`] is the node-side cache. [`Store::pull`] resolves a reference
 //!   against a registry and keeps the wasm bytes under their own sha256
 //!   digest; [`Store::lookup`], [`Store::read`] and [`Store::gc`] work
-//!   offline.
+//!   offline; [`Store::check`] verifies every blob (the
+//!   `wasmlet-store-check` binary wraps it).
 //! - [`push::push_wasm`] publishes a `.wasm` file in one of three
 //!   [`Layout`]s (the CNCF wasm artifact, the older wasm-to-oci layout, or a
 //!   plain OCI image holding `/app.wasm`). The `wasmlet-push` binary wraps it.
@@ -33,6 +34,9 @@ mod select;
 pub mod store;
 pub mod wasm;
 
+#[cfg(test)]
+mod prop_tests;
+
 pub use client::{Client, ClientOptions, client};
 pub use clients::{Clients, is_loopback_registry};
 pub use digest::Digest;
@@ -40,5 +44,5 @@ pub use limits::PullLimits;
 pub use oci_client::Reference;
 pub use oci_client::secrets::RegistryAuth;
 pub use push::{Artifact, Layout, Pushed, push_wasm};
-pub use store::{GcReport, Image, Store};
+pub use store::{CheckReport, GcReport, Image, NODE_STORE_DIR, Store};
 pub use wasm::WasmKind;

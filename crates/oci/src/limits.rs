@@ -26,6 +26,14 @@ pub const MAX_LAYER_BYTES: u64 = 1 << 30;
 /// written, in bytes (512 MiB), so a pull never fills the node's disk.
 pub const MIN_FREE_DISK_BYTES: u64 = 512 << 20;
 
+/// Default of [`PullLimits::progress_deadline`]: one minute, the default of
+/// the upstream kubelet's `--image-pull-progress-deadline` (containerd's
+/// `image_pull_progress_timeout` is 5 minutes).
+pub const DEFAULT_PROGRESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Fewer bytes than this within a progress deadline count as no progress
+/// (1 KiB): a registry trickling a byte a second is stalled, not slow.
+pub const MIN_PROGRESS_BYTES: u64 = 1024;
+
 /// Limits of a pull; see the module docs. [`Default`] uses the constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PullLimits {
@@ -37,6 +45,10 @@ pub struct PullLimits {
     pub max_layer_bytes: u64,
     /// Free space to leave on the store's filesystem.
     pub min_free_disk_bytes: u64,
+    /// A pull fails when fewer than [`MIN_PROGRESS_BYTES`] arrive from the
+    /// registry within this time (local work, such as hashing or
+    /// extracting a layer, counts as progress).
+    pub progress_deadline: std::time::Duration,
 }
 
 impl Default for PullLimits {
@@ -46,6 +58,7 @@ impl Default for PullLimits {
             max_config_bytes: MAX_CONFIG_BYTES,
             max_layer_bytes: MAX_LAYER_BYTES,
             min_free_disk_bytes: MIN_FREE_DISK_BYTES,
+            progress_deadline: DEFAULT_PROGRESS_DEADLINE,
         }
     }
 }
@@ -78,6 +91,11 @@ impl<W> Capped<W> {
     /// Whether a write went past the limit.
     pub(crate) fn exceeded(&self) -> bool {
         self.exceeded
+    }
+
+    /// How many bytes went through.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
     }
 
     fn admit(&mut self, len: usize) -> std::io::Result<()> {

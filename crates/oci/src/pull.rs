@@ -7,11 +7,13 @@
 
 mod error;
 mod manifest;
+mod progress;
 
 use std::fs::File;
 use std::io::BufWriter;
 
 use oci_client::Reference;
+use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use tempfile::NamedTempFile;
@@ -26,6 +28,7 @@ use crate::layer::{self, Found, Wanted};
 use crate::limits::{Capped, available_bytes};
 use crate::select::{self, Plan, PlanError, TarLayer};
 use crate::store::{self, Image, Inspected, Store};
+use progress::Progress;
 
 /// The wasm taken out of a manifest, not yet committed.
 struct Fetched {
@@ -55,17 +58,36 @@ impl Store {
     /// `client` keeps the first credentials it saw for each registry; see
     /// [`mod@crate::client`].
     ///
+    /// The whole pull is under the progress deadline
+    /// ([`crate::PullLimits::progress_deadline`]; zero turns it off).
+    ///
     /// # Errors
     ///
     /// See [`Error`]; every variant names the reference.
     pub async fn pull(&self, client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<Image> {
         let span = info_span!("pull", image.reference = %reference);
-        self.pull_inner(client, reference, auth).instrument(span).await
+        let progress = Progress::default();
+        let deadline = self.limits.progress_deadline;
+        let work = self.pull_inner(client, reference, auth, &progress);
+        if deadline.is_zero() {
+            return work.instrument(span).await;
+        }
+        match progress::watch(deadline, &progress, work).instrument(span).await {
+            Ok(pulled) => pulled,
+            Err(received) => Err(Error::Stalled { reference: reference.whole(), deadline, received }),
+        }
     }
 
-    async fn pull_inner(&self, client: &Client, reference: &Reference, auth: &RegistryAuth) -> Result<Image> {
+    async fn pull_inner(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        auth: &RegistryAuth,
+        progress: &Progress,
+    ) -> Result<Image> {
         let name = reference.whole();
-        let (manifest, manifest_digest) = resolve(client, reference, auth, self.limits.max_manifest_bytes).await?;
+        let (manifest, manifest_digest) =
+            resolve(client, reference, auth, self.limits.max_manifest_bytes, progress).await?;
         let manifest_digest: Digest = manifest_digest
             .parse()
             .map_err(|_| Error::UnsupportedDigest { reference: name.clone(), digest: manifest_digest })?;
@@ -77,7 +99,7 @@ impl Store {
             }
         })?;
         let fetched = match plan {
-            Plan::Wasm(layer) => self.fetch_wasm_layer(client, reference, &layer).await?,
+            Plan::Wasm(layer) => self.fetch_wasm_layer(client, reference, &layer, progress).await?,
             Plan::Tar(layers) => {
                 let wanted = if select::needs_config(&manifest) {
                     let limit = self.limits.max_config_bytes;
@@ -86,18 +108,18 @@ impl Store {
                     if declared > limit {
                         return Err(too_large(declared));
                     }
-                    let mut config = Capped::new(Vec::new(), limit);
+                    let mut config = Capped::new(progress.counting(Vec::new()), limit);
                     let pulled = client.pull_blob(reference, &manifest.config, &mut config).await;
                     if config.exceeded() {
                         return Err(too_large(limit + 1));
                     }
-                    pulled.map_err(|e| Error::blob(&name, e))?;
-                    let config = config.into_inner();
+                    pulled.map_err(|e| Error::blob(&name, &manifest.config.digest, e))?;
+                    let config = config.into_inner().into_inner();
                     select::wanted(&config).map_err(|source| Error::Config { reference: name.clone(), source })?
                 } else {
                     Wanted::AnyWasm
                 };
-                self.fetch_from_tar(client, reference, &layers, wanted).await?
+                self.fetch_from_tar(client, reference, &layers, wanted, progress).await?
             }
         };
         let Some(kind) = fetched.inspected.kind else {
@@ -112,7 +134,7 @@ impl Store {
         };
         let guard = self.inner.lock.clone().read_owned().await;
         let inner = self.inner.clone();
-        let image = spawn_store(&name, move || {
+        let image = spawn_store(progress, &name, move || {
             let _guard = guard;
             inner.commit(fetched.file, &image).map(|()| image)
         })
@@ -127,21 +149,30 @@ impl Store {
         Ok(image)
     }
 
-    async fn fetch_wasm_layer(&self, client: &Client, reference: &Reference, layer: &OciDescriptor) -> Result<Fetched> {
+    async fn fetch_wasm_layer(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        layer: &OciDescriptor,
+        progress: &Progress,
+    ) -> Result<Fetched> {
         let name = reference.whole();
         let digest: Digest = layer
             .digest
             .parse()
             .map_err(|_| Error::UnsupportedDigest { reference: name.clone(), digest: layer.digest.clone() })?;
         let path = self.blob_path(&digest);
-        if let Ok(Ok(inspected)) = tokio::task::spawn_blocking(move || Inspected::file(&path)).await
+        let busy = progress.busy();
+        let present = tokio::task::spawn_blocking(move || Inspected::file(&path)).await;
+        drop(busy);
+        if let Ok(Ok(inspected)) = present
             && inspected.digest == digest
         {
             debug!(%digest, "wasm layer already in the store");
             return Ok(Fetched { file: None, inspected });
         }
-        let file = self.download(client, reference, layer).await?;
-        let (file, inspected) = spawn_store(&name, move || {
+        let file = self.download(client, reference, layer, progress).await?;
+        let (file, inspected) = spawn_store(progress, &name, move || {
             let inspected = Inspected::file(file.path()).map_err(store::Error::io("reading", file.path()))?;
             Ok((file, inspected))
         })
@@ -156,14 +187,15 @@ impl Store {
         reference: &Reference,
         layers: &[TarLayer],
         wanted: Wanted,
+        progress: &Progress,
     ) -> Result<Fetched> {
         let name = reference.whole();
         for layer in layers {
             let descriptor = &layer.descriptor;
-            let archive = self.download(client, reference, descriptor).await?;
+            let archive = self.download(client, reference, descriptor, progress).await?;
             let out = self.inner.temp_file().map_err(|e| Error::store(&name, e))?;
             let (gzip, want, max_file) = (layer.gzip, wanted.clone(), self.limits.max_layer_bytes);
-            let (layer_digest, found, out, exceeded) = spawn_store(&name, move || {
+            let (layer_digest, found, out, exceeded) = spawn_store(progress, &name, move || {
                 let io = |op| store::Error::io(op, archive.path());
                 let layer_digest = Inspected::file(archive.path()).map_err(io("reading"))?.digest;
                 let file = File::open(archive.path()).map_err(io("opening"))?;
@@ -191,7 +223,7 @@ impl Store {
             match found {
                 Found::File(path) => {
                     debug!(layer = %descriptor.digest, path, "found wasm in layer");
-                    let (out, inspected) = spawn_store(&name, move || {
+                    let (out, inspected) = spawn_store(progress, &name, move || {
                         let inspected = Inspected::file(out.path()).map_err(store::Error::io("reading", out.path()))?;
                         Ok((out, inspected))
                     })
@@ -215,6 +247,7 @@ impl Store {
         client: &Client,
         reference: &Reference,
         descriptor: &OciDescriptor,
+        progress: &Progress,
     ) -> Result<NamedTempFile> {
         let name = reference.whole();
         let limits = self.limits;
@@ -226,7 +259,8 @@ impl Store {
         }
         let root = self.root().to_owned();
         let available =
-            spawn_store(&name, move || available_bytes(&root).map_err(store::Error::io("measuring", &root))).await?;
+            spawn_store(progress, &name, move || available_bytes(&root).map_err(store::Error::io("measuring", &root)))
+                .await?;
         if available < declared.saturating_add(limits.min_free_disk_bytes) {
             return Err(Error::NoSpace {
                 reference: name.clone(),
@@ -240,7 +274,8 @@ impl Store {
         let file = tmp.reopen().map_err(|e| Error::store(&name, store::Error::io("opening", tmp.path())(e)))?;
         // Never more than the layer says it holds (nor than the limit).
         let cap = if declared > 0 { declared } else { limits.max_layer_bytes };
-        let mut out = Capped::new(tokio::io::BufWriter::new(tokio::fs::File::from_std(file)), cap);
+        let file = progress.counting(tokio::io::BufWriter::new(tokio::fs::File::from_std(file)));
+        let mut out = Capped::new(file, cap);
         debug!(digest = %descriptor.digest, size = descriptor.size, "downloading blob");
         let pulled = client.pull_blob(reference, descriptor, &mut out).await;
         if out.exceeded() {
@@ -250,7 +285,28 @@ impl Store {
                 too_large(cap + 1)
             });
         }
-        pulled.map_err(|e| Error::blob(&name, e))?;
+        let got = out.written();
+        let digest = &descriptor.digest;
+        match pulled {
+            Ok(()) => {}
+            // A complete answer that is short: the digest cannot match.
+            Err(OciDistributionError::DigestError(_)) if declared > 0 && got < declared => {
+                return Err(Error::Truncated { reference: name, digest: digest.clone(), got, declared });
+            }
+            Err(source) => {
+                return Err(match error::transfer_cause(&source) {
+                    Some(cause) => Error::Interrupted {
+                        reference: name,
+                        digest: digest.clone(),
+                        cause,
+                        got,
+                        declared,
+                        source: Box::new(source),
+                    },
+                    None => Error::blob(&name, digest, source),
+                });
+            }
+        }
         out.shutdown().await.map_err(|e| Error::store(&name, store::Error::io("writing", tmp.path())(e)))?;
         Ok(tmp)
     }
@@ -264,9 +320,10 @@ async fn resolve(
     reference: &Reference,
     auth: &RegistryAuth,
     limit: u64,
+    progress: &Progress,
 ) -> Result<(OciImageManifest, String)> {
     let name = reference.whole();
-    let (manifest, digest) = manifest::fetch(client, reference, auth, limit).await?;
+    let (manifest, digest) = manifest::fetch(client, reference, auth, limit, progress).await?;
     let index = match manifest {
         OciManifest::Image(manifest) => return Ok((manifest, digest)),
         OciManifest::ImageIndex(index) => index,
@@ -274,7 +331,7 @@ async fn resolve(
     let entry = select::index_entry(&index).ok_or_else(|| Error::NoWasmPlatform { reference: name.clone() })?;
     debug!(index = %digest, entry = %entry.digest, "selected wasm entry of image index");
     let entry_ref = reference.clone_with_digest(entry.digest.clone());
-    match manifest::fetch(client, &entry_ref, auth, limit).await? {
+    match manifest::fetch(client, &entry_ref, auth, limit, progress).await? {
         (OciManifest::Image(manifest), _) => Ok((manifest, digest)),
         (OciManifest::ImageIndex(_), _) => {
             Err(Error::UnsupportedMediaType { reference: name, media_type: "nested image index".to_owned() })
@@ -293,11 +350,14 @@ fn check_digest(reference: &str, expected: &str, actual: &Digest) -> Result<()> 
     })
 }
 
-/// Runs blocking store work off the async threads.
+/// Runs blocking store work off the async threads (local work: progress
+/// for the progress deadline).
 async fn spawn_store<T: Send + 'static>(
+    progress: &Progress,
     reference: &str,
     f: impl FnOnce() -> store::Result<T> + Send + 'static,
 ) -> Result<T> {
+    let _busy = progress.busy();
     tokio::task::spawn_blocking(f)
         .await
         .map_err(store::Error::Task)

@@ -72,7 +72,7 @@ impl Error {
     fn registry(reference: &Reference, source: OciDistributionError) -> Self {
         let reference = reference.whole();
         match classify(&source) {
-            Class::Unauthorized => Self::Unauthorized { reference, source },
+            Class::Unauthorized(_) => Self::Unauthorized { reference, source },
             _ => Self::Registry { reference, source },
         }
     }

@@ -6,30 +6,40 @@ use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Class {
     NotFound,
-    Unauthorized,
-    DigestMismatch { expected: String, actual: String },
+    /// 401 or 403 (as far as the error tells).
+    Unauthorized(u16),
+    DigestMismatch {
+        expected: String,
+        actual: String,
+    },
+    /// Any other HTTP status the registry answered with (e.g. 503).
+    Status(u16),
     Other,
 }
 
 pub(crate) fn classify(err: &OciDistributionError) -> Class {
     use OciDistributionError as E;
     match err {
-        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => Class::Unauthorized,
+        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => Class::Unauthorized(401),
         E::ImageManifestNotFoundError(_) => Class::NotFound,
-        E::ServerError { code: 401 | 403, .. } => Class::Unauthorized,
+        E::ServerError { code: code @ (401 | 403), .. } => Class::Unauthorized(*code),
         E::ServerError { code: 404, .. } => Class::NotFound,
+        E::ServerError { code, .. } => Class::Status(*code),
         E::RequestError(e) => match e.status().map(|s| s.as_u16()) {
-            Some(401 | 403) => Class::Unauthorized,
+            Some(code @ (401 | 403)) => Class::Unauthorized(code),
             Some(404) => Class::NotFound,
-            _ => Class::Other,
+            Some(code) => Class::Status(code),
+            None => Class::Other,
         },
         E::DigestError(DigestError::VerificationError { expected, actual }) => {
             Class::DigestMismatch { expected: expected.clone(), actual: actual.clone() }
         }
         E::RegistryError { envelope, .. } => {
             let codes = || envelope.errors.iter().map(|e| &e.code);
-            if codes().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
-                Class::Unauthorized
+            if codes().any(|c| matches!(c, OciErrorCode::Unauthorized)) {
+                Class::Unauthorized(401)
+            } else if codes().any(|c| matches!(c, OciErrorCode::Denied)) {
+                Class::Unauthorized(403)
             } else if codes().any(|c| {
                 matches!(
                     c,
@@ -65,13 +75,15 @@ mod tests {
         let e = envelope(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#);
         assert_eq!(classify(&e), Class::NotFound);
         let e = envelope(r#"{"errors":[{"code":"DENIED","message":"no"}]}"#);
-        assert_eq!(classify(&e), Class::Unauthorized);
+        assert_eq!(classify(&e), Class::Unauthorized(403));
         let e = envelope(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#);
         assert_eq!(classify(&e), Class::Other);
         let e = OciDistributionError::ServerError { code: 404, url: String::new(), message: String::new() };
         assert_eq!(classify(&e), Class::NotFound);
         let e = OciDistributionError::UnauthorizedError { url: String::new() };
-        assert_eq!(classify(&e), Class::Unauthorized);
+        assert_eq!(classify(&e), Class::Unauthorized(401));
+        let e = OciDistributionError::ServerError { code: 503, url: String::new(), message: String::new() };
+        assert_eq!(classify(&e), Class::Status(503));
         let e = OciDistributionError::DigestError(DigestError::VerificationError {
             expected: "a".into(),
             actual: "b".into(),

@@ -16,6 +16,8 @@
 //!   `tmp/`, removed by [`Store::gc`] once it is an hour old.
 //! - [`Store::read`] recomputes the digest; a corrupted blob is deleted and
 //!   reported as [`Error::CorruptBlob`], so the next pull fetches it again.
+//! - A pull verifies the digest while streaming into `tmp/` and only then
+//!   renames the blob into place; [`Store::check`] verifies every blob.
 //!
 //! # Concurrency
 //!
@@ -30,6 +32,7 @@
 //! Fsync is not used: after a power loss a blob may be truncated, which
 //! [`Store::read`] detects.
 
+mod check;
 mod fsutil;
 mod gc;
 mod index;
@@ -46,6 +49,7 @@ use tracing::{debug, warn};
 use crate::digest::Digest;
 use crate::wasm::WasmKind;
 
+pub use check::{CheckReport, CorruptBlob};
 pub(crate) use fsutil::Inspected;
 pub use gc::{GcReport, TMP_MAX_AGE};
 
@@ -110,6 +114,9 @@ pub struct Image {
     /// Module or component.
     pub kind: WasmKind,
 }
+
+/// Where a node keeps its store, under its `--root-dir`.
+pub const NODE_STORE_DIR: &str = "images";
 
 /// The on-disk store. Cheap to clone; clones share the same root and lock.
 #[derive(Debug, Clone)]

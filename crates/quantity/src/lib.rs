@@ -52,7 +52,11 @@ impl Quantity {
             "Ti" => e2 = 40,
             "Pi" => e2 = 50,
             "Ei" => e2 = 60,
-            s if s.starts_with(['e', 'E']) => e10 += s[1..].parse::<i32>().map_err(|_| bad())?,
+            // Checked: an exponent near i32::MIN plus the fraction's digits
+            // overflowed (found by the property tests).
+            s if s.starts_with(['e', 'E']) => {
+                e10 = e10.checked_add(s[1..].parse::<i32>().map_err(|_| bad())?).ok_or_else(bad)?;
+            }
             _ => return Err(bad()),
         }
         if !(-40..=40).contains(&e10) {
@@ -82,7 +86,13 @@ impl Quantity {
         let value = if e10 >= 0 {
             digits.checked_mul(10i128.checked_pow(e10.unsigned_abs())?)?
         } else {
-            ceil_div(digits, 10i128.checked_pow(e10.unsigned_abs())?)?
+            match 10i128.checked_pow(e10.unsigned_abs()) {
+                Some(divisor) => ceil_div(digits, divisor)?,
+                // 10^|e10| is past i128 (and past any |digits|): a positive
+                // value rounds up to 1, zero or a negative one to 0. (It
+                // was i64::MAX, found by the property tests.)
+                None => i64::from(digits > 0).into(),
+            }
         };
         i64::try_from(value).ok()
     }
@@ -193,6 +203,9 @@ mod tests {
         assert_eq!(q("1n").milli_value(), 1);
         assert_eq!(q("0").value(), 0);
         assert_eq!(q("-1").value(), -1);
+        assert_eq!(q("0e-39").value(), 0);
+        assert_eq!(q("1e-39").value(), 1);
+        assert_eq!(q("-1e-39").value(), 0);
     }
 
     #[test]

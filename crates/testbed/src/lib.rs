@@ -23,6 +23,7 @@ mod nodes;
 pub mod pki;
 pub mod process;
 pub mod registry;
+pub mod registry_proxy;
 mod testbed;
 mod tokens;
 

@@ -32,6 +32,9 @@ pub struct Options {
     /// The node's root directory (`--root-dir`), e.g. one with a test
     /// filesystem mounted in it; by default a new temporary directory.
     pub root_dir: Option<PathBuf>,
+    /// Plain-HTTP registries besides the test bed's (e.g. a
+    /// `registry_proxy` on loopback), added to `--insecure-registries`.
+    pub insecure_registries: Vec<String>,
 }
 
 /// A wasmlet node: the process, its root directory and log.
@@ -52,6 +55,7 @@ pub struct WasmletNode {
     static_tls: bool,
     admin_kubeconfig: PathBuf,
     registry: String,
+    insecure_registries: Vec<String>,
     ca: PathBuf,
     testbed_dir: PathBuf,
     child: Option<Child>,
@@ -93,6 +97,7 @@ impl WasmletNode {
             static_tls: !options.no_static_tls,
             admin_kubeconfig: tb.admin_kubeconfig(),
             registry: tb.registry(),
+            insecure_registries: options.insecure_registries,
             ca: tb.ca_cert(),
             testbed_dir: tb.dir().to_owned(),
             child: None,
@@ -123,7 +128,10 @@ impl WasmletNode {
             .arg(format!("--node-ip={}", self.ip))
             .arg(format!("--root-dir={}", self.root.display()))
             .arg(format!("--port={}", self.port))
-            .arg(format!("--insecure-registries={}", self.registry))
+            .arg(format!(
+                "--insecure-registries={}",
+                std::iter::once(&self.registry).chain(&self.insecure_registries).cloned().collect::<Vec<_>>().join(",")
+            ))
             .arg(format!("--registry-ca-file={}", self.ca.display()))
             .args(&self.extra)
             .env("WASMLET_LOG", std::env::var("WASMLET_LOG").unwrap_or_else(|_| "info".into()))

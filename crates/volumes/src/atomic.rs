@@ -69,8 +69,10 @@ pub enum AtomicError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A file system operation failed.
-    #[error("cannot {op} {}", path.display())]
+    /// A file system operation failed. The OS error is in the message too:
+    /// the `FailedMount` event shows only this text (as upstream's
+    /// `write …: no space left on device`).
+    #[error("cannot {op} {}: {source}", path.display())]
     Io {
         /// What was being done.
         op: &'static str,

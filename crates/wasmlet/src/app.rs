@@ -56,7 +56,13 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     metrics.set_client_certificate_source(identity.client_certificate_expiry_source(&settings).await);
     let client = counted::counted(identity.client.clone(), metrics.clone(), counted::api_host(&settings.kubeconfig));
 
-    let store = Store::open(settings.root_dir.join("images")).context("opening the image store")?;
+    let limits = wasmlet_oci::PullLimits {
+        progress_deadline: settings.image_pull_progress_deadline,
+        ..wasmlet_oci::PullLimits::default()
+    };
+    let store = Store::open(settings.root_dir.join(wasmlet_oci::NODE_STORE_DIR))
+        .context("opening the image store")?
+        .with_limits(limits);
     let clients = Clients::new(ClientOptions {
         insecure_registries: settings.insecure_registries.clone(),
         extra_root_pem: settings.registry_ca.clone().into_iter().collect(),

@@ -143,6 +143,10 @@ pub(crate) struct Args {
     #[arg(long, env = "WASMLET_INSECURE_REGISTRIES")]
     #[serde(deserialize_with = "list_from_seq")]
     pub(crate) insecure_registries: Option<String>,
+    /// An image pull fails when less than 1 KiB arrives from the registry
+    /// within this time, a Go duration (default 1m, upstream's; 0 turns it off).
+    #[arg(long, env = "WASMLET_IMAGE_PULL_PROGRESS_DEADLINE")]
+    pub(crate) image_pull_progress_deadline: Option<String>,
     /// Extra CA certificates (PEM) trusted for registries.
     #[arg(long, env = "WASMLET_REGISTRY_CA_FILE")]
     pub(crate) registry_ca_file: Option<PathBuf>,
@@ -283,6 +287,8 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) insecure_registries: Vec<String>,
     pub(crate) registry_ca: Option<Vec<u8>>,
+    /// `--image-pull-progress-deadline` (0: off).
+    pub(crate) image_pull_progress_deadline: std::time::Duration,
     pub(crate) pod_network: wasmlet_network::Mode,
     pub(crate) token_refresh_fraction: f64,
     pub(crate) security: security::Security,
@@ -359,6 +365,7 @@ impl Args {
             tls_cert_file,
             tls_private_key_file,
             insecure_registries,
+            image_pull_progress_deadline,
             registry_ca_file,
             pod_network,
             pod_interface,
@@ -469,6 +476,11 @@ impl Args {
             }
             None => None,
         };
+        let image_pull_progress_deadline = match &self.image_pull_progress_deadline {
+            Some(v) => wasmlet_eviction::duration::parse(v)
+                .map_err(|e| invalid(format!("--image-pull-progress-deadline: {e}")))?,
+            None => wasmlet_oci::limits::DEFAULT_PROGRESS_DEADLINE,
+        };
         let interface = self.pod_interface.unwrap_or_else(|| wasmlet_network::DEFAULT_INTERFACE.to_owned());
         if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ']) {
             return Err(invalid(format!(
@@ -522,6 +534,7 @@ impl Args {
             tls,
             insecure_registries,
             registry_ca,
+            image_pull_progress_deadline,
             pod_network,
             token_refresh_fraction,
             security,

@@ -24,10 +24,12 @@ pub enum Error {
         source: OciDistributionError,
     },
     /// The registry refused the credentials (or their absence).
-    #[error("{reference}: pull access denied (not authorized)")]
+    #[error("{reference}: pull access denied: the registry answered {}", status_text(*.status))]
     Unauthorized {
         /// The normalized reference.
         reference: String,
+        /// 401 or 403.
+        status: u16,
         /// The registry error.
         #[source]
         source: OciDistributionError,
@@ -154,6 +156,64 @@ pub enum Error {
         /// What must remain free.
         reserve: u64,
     },
+    /// The registry answered a request with an error status other than
+    /// 401, 403 or (for a manifest) 404, e.g. 503.
+    #[error("{reference}: registry answered {} for the {what}", status_text(*.status))]
+    Status {
+        /// The normalized reference.
+        reference: String,
+        /// `manifest` or `blob sha256:…`.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry error.
+        #[source]
+        source: OciDistributionError,
+    },
+    /// The connection broke while a blob was being read.
+    #[error("{reference}: {cause} while reading blob {digest} (got {got} of {declared} bytes)")]
+    Interrupted {
+        /// The normalized reference.
+        reference: String,
+        /// The blob.
+        digest: String,
+        /// What happened: `connection reset`, `connection closed`, …
+        cause: &'static str,
+        /// Bytes received before it broke.
+        got: u64,
+        /// The blob's size in the manifest.
+        declared: u64,
+        /// The transport error (boxed: it is large).
+        #[source]
+        source: Box<OciDistributionError>,
+    },
+    /// The registry sent a complete answer shorter than the blob.
+    #[error("{reference}: blob {digest} is truncated (got {got} of {declared} bytes)")]
+    Truncated {
+        /// The normalized reference.
+        reference: String,
+        /// The blob.
+        digest: String,
+        /// Bytes received.
+        got: u64,
+        /// The blob's size in the manifest.
+        declared: u64,
+    },
+    /// Fewer than [`crate::limits::MIN_PROGRESS_BYTES`] arrived within
+    /// [`crate::PullLimits::progress_deadline`] (e.g. a 1 byte/s trickle).
+    #[error(
+        "{reference}: no progress for {}s: {received} bytes arrived in that time, fewer than the {} bytes that \
+         count as progress (image pull progress deadline)",
+        deadline.as_secs_f64(), crate::limits::MIN_PROGRESS_BYTES
+    )]
+    Stalled {
+        /// The normalized reference.
+        reference: String,
+        /// The progress deadline.
+        deadline: std::time::Duration,
+        /// Bytes received in the last window.
+        received: u64,
+    },
     /// Any other registry or network failure.
     #[error("{reference}: registry request failed")]
     Registry {
@@ -193,6 +253,10 @@ impl Error {
             Self::TooLarge { .. } => "too_large",
             Self::LayerSize { .. } => "layer_size",
             Self::NoSpace { .. } => "no_space",
+            Self::Status { .. } => "status",
+            Self::Interrupted { .. } => "interrupted",
+            Self::Truncated { .. } => "truncated",
+            Self::Stalled { .. } => "stalled",
             Self::Registry { .. } => "registry",
             Self::Store { .. } => "store",
         }
@@ -212,25 +276,71 @@ impl Error {
 
     /// A failed manifest request.
     pub(crate) fn manifest(reference: &str, source: OciDistributionError) -> Self {
-        Self::classified(reference, source, true)
+        Self::classified(reference, source, None)
     }
 
     /// A failed blob request.
-    pub(crate) fn blob(reference: &str, source: OciDistributionError) -> Self {
-        Self::classified(reference, source, false)
+    pub(crate) fn blob(reference: &str, digest: &str, source: OciDistributionError) -> Self {
+        Self::classified(reference, source, Some(digest))
     }
 
     pub(crate) fn store(reference: &str, source: store::Error) -> Self {
         Self::Store { reference: reference.to_owned(), source }
     }
 
-    fn classified(reference: &str, source: OciDistributionError, manifest: bool) -> Self {
+    fn classified(reference: &str, source: OciDistributionError, blob: Option<&str>) -> Self {
         let reference = reference.to_owned();
+        let what = || blob.map_or_else(|| "manifest".to_owned(), |d| format!("blob {d}"));
         match classify(&source) {
-            Class::Unauthorized => Self::Unauthorized { reference, source },
-            Class::NotFound if manifest => Self::ManifestNotFound { reference, source },
+            Class::Unauthorized(status) => Self::Unauthorized { reference, status, source },
+            Class::NotFound if blob.is_none() => Self::ManifestNotFound { reference, source },
             Class::DigestMismatch { expected, actual } => Self::DigestMismatch { reference, expected, actual },
-            Class::NotFound | Class::Other => Self::Registry { reference, source },
+            Class::Status(status) => Self::Status { reference, what: what(), status, source },
+            Class::NotFound => Self::Status { reference, what: what(), status: 404, source },
+            Class::Other => Self::Registry { reference, source },
         }
     }
+}
+
+/// `503 Service Unavailable`.
+fn status_text(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+    match reason {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    }
+}
+
+/// What broke a transfer, if `error` is a transport failure (rather than a
+/// registry answer): `connection reset`, `connection closed`, …
+pub(crate) fn transfer_cause(error: &OciDistributionError) -> Option<&'static str> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut transport = false;
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            return Some(match io.kind() {
+                K::ConnectionReset => "connection reset",
+                K::ConnectionAborted => "connection aborted",
+                K::UnexpectedEof => "connection closed",
+                K::TimedOut => "read timed out",
+                K::BrokenPipe => "connection broken",
+                _ => "transfer failed",
+            });
+        }
+        if let Some(r) = e.downcast_ref::<reqwest::Error>() {
+            if r.is_timeout() {
+                return Some("read timed out");
+            }
+            transport |= r.is_body() || r.is_decode() || r.is_request() || r.is_connect();
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() {
+                return Some("connection closed");
+            }
+            transport = true;
+        }
+        cur = e.source();
+    }
+    transport.then_some("transfer failed")
 }

@@ -31,6 +31,7 @@ pub(crate) async fn fetch(
     reference: &Reference,
     auth: &RegistryAuth,
     limit: u64,
+    progress: &super::Progress,
 ) -> Result<(OciManifest, String)> {
     let name = reference.whole();
     let failed = |source: OciDistributionError| Error::manifest(&name, source);
@@ -64,6 +65,7 @@ pub(crate) async fn fetch(
         if size > limit {
             return Err(too_large(size));
         }
+        progress.add(chunk.len() as u64);
         body.extend_from_slice(&chunk);
     }
     let digest = Digest::of(&body).to_string();

@@ -157,3 +157,43 @@ fn open_fails_with_a_path_in_the_message() {
     let err = Store::open(&file).unwrap_err();
     assert!(err.to_string().contains("file"), "{err}");
 }
+
+#[tokio::test]
+async fn check_finds_corrupt_blobs_and_odd_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("oci")).unwrap();
+    let good = put(&store, &reference("127.0.0.1:5000/good:v1"), MODULE);
+    let bad = put(&store, &reference("127.0.0.1:5000/bad:v1"), &component());
+    let report = store.check().await.unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.good.len(), 2);
+
+    // Same length, one byte flipped.
+    let path = store.blob_path(&bad.wasm_digest);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(store.root().join("blobs/sha256/not-a-digest"), b"x").unwrap();
+    std::fs::write(store.root().join("refs/broken.json"), b"{").unwrap();
+    let report = store.check().await.unwrap();
+    assert!(!report.is_clean());
+    assert_eq!(report.good, std::slice::from_ref(&good.wasm_digest));
+    assert_eq!(report.corrupt.len(), 1);
+    assert_eq!(report.corrupt[0].digest, bad.wasm_digest);
+    assert_eq!(report.corrupt[0].actual, Digest::of(&bytes));
+    assert_eq!(report.unnamed.len(), 1);
+    assert_eq!(report.malformed_refs.len(), 1);
+    let text = report.to_string();
+    assert!(text.contains(&format!("corrupt blob {}", bad.wasm_digest)), "{text}");
+    // The check only reports: the blob is still there.
+    assert!(path.is_file());
+
+    // A blob gone behind the index's back is a dangling reference, not corruption.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(store.root().join("blobs/sha256/not-a-digest")).unwrap();
+    std::fs::remove_file(store.root().join("refs/broken.json")).unwrap();
+    let report = store.check().await.unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.dangling_refs, ["127.0.0.1:5000/bad:v1"]);
+}

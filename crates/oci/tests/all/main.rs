@@ -4,3 +4,4 @@
 mod fake_registry;
 mod limits;
 mod pull;
+mod store_check;

@@ -135,7 +135,8 @@ async fn registry_failures_are_typed() {
     let manifest = a.manifest_bytes().to_vec();
     f.registry.manifest("noblob", "v1", mt::OCI_MANIFEST, manifest);
     let err = f.store.pull(&f.client, &f.registry.reference("noblob:v1"), &auth).await.unwrap_err();
-    assert!(matches!(err, Error::Registry { .. }), "{err:?}");
+    assert!(matches!(err, Error::Status { status: 404, .. }), "{err:?}");
+    assert!(err.to_string().contains("registry answered 404 Not Found for the blob sha256:"), "{err}");
 
     let helm = json!({
         "schemaVersion": 2, "mediaType": mt::OCI_MANIFEST,
@@ -221,4 +222,40 @@ async fn gc_after_pulls_keeps_what_pods_use() {
     assert_eq!(report.freed_bytes, b.size);
     assert!(f.store.lookup(&f.registry.reference("b:v1")).unwrap().is_none());
     assert!(f.store.lookup(&f.registry.reference("a:v1")).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_short_or_altered_blob_is_named_and_never_stored() {
+    let f = fixture().await;
+    let auth = RegistryAuth::Anonymous;
+    // A module with a custom section long enough to cut in half.
+    let wasm = [MODULE, &[0, 66, 1, b'x'], &[7u8; 64]].concat();
+    let a = artifact(&wasm, Layout::Cncf);
+    f.registry.artifact("short", "v1", &a);
+    let layer = Digest::of(&wasm).to_string();
+    f.registry.blob(&layer, wasm[..wasm.len() / 2].to_vec());
+    let err = f.store.pull(&f.client, &f.registry.reference("short:v1"), &auth).await.unwrap_err();
+    assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
+    let expected = format!("blob {layer} is truncated (got {} of {} bytes)", wasm.len() / 2, wasm.len());
+    assert!(err.to_string().contains(&expected), "{err}");
+
+    let mut altered = wasm.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 0xff;
+    f.registry.blob(&layer, altered.clone());
+    let err = f.store.pull(&f.client, &f.registry.reference("short:v1"), &auth).await.unwrap_err();
+    let Error::DigestMismatch { expected, actual, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!((expected.as_str(), actual.as_str()), (layer.as_str(), Digest::of(&altered).as_str()));
+    assert!(err.to_string().contains(&format!("digest mismatch: expected {layer}, got {actual}")), "{err}");
+
+    // Nothing was kept: no blob, no temp file, and the check agrees.
+    assert_eq!((files(&f.store, "blobs/sha256"), files(&f.store, "tmp")), (0, 0));
+    assert!(f.store.check().await.unwrap().is_clean());
+
+    f.registry.blob(&layer, wasm.clone());
+    let image = f.store.pull(&f.client, &f.registry.reference("short:v1"), &auth).await.unwrap();
+    assert_eq!(image.wasm_digest.as_str(), layer);
+    assert_eq!(f.store.check().await.unwrap().good, [image.wasm_digest]);
 }

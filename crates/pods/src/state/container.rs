@@ -205,7 +205,11 @@ impl State<ContainerWorker> for Pulling {
                     w.update(|c| c.state = ContainerState::Waiting { reason: waiting, message: Some(message) });
                     let delay = w.pull_backoff.failure(Duration::ZERO);
                     let (reason, message) = match e {
-                        ImageError::Pull { .. } => ("ImagePullBackOff", format!("Back-off pulling image {image:?}")),
+                        // As upstream (1.30+): the back-off message carries the
+                        // failed pull's reason and message.
+                        ImageError::Pull { .. } => {
+                            ("ImagePullBackOff", format!("Back-off pulling image {image:?}: {}: {e}", e.reason()))
+                        }
                         other => (other.reason(), other.to_string()),
                     };
                     Transition::next(self, Retry { reason, message, delay })

@@ -291,3 +291,6 @@ async fn idle(shared: &Shared) -> Error {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod prop_tests;

@@ -216,3 +216,16 @@ fn eviction_and_reservations_from_flags_and_the_file() {
     assert_eq!(s.eviction.thresholds[0].signal.as_str(), "memory.available");
     assert_eq!(s.eviction.thresholds.len(), 3, "the flag's map replaces the file's: {:?}", s.eviction.thresholds);
 }
+
+#[test]
+fn image_pull_progress_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), &["--node-name=n1"]).unwrap();
+    assert_eq!(s.image_pull_progress_deadline, std::time::Duration::from_secs(60));
+    let s = settings(dir.path(), &["--node-name=n1", "--image-pull-progress-deadline=1m30s"]).unwrap();
+    assert_eq!(s.image_pull_progress_deadline, std::time::Duration::from_secs(90));
+    let s = settings(dir.path(), &["--node-name=n1", "--image-pull-progress-deadline=0"]).unwrap();
+    assert!(s.image_pull_progress_deadline.is_zero());
+    let e = settings(dir.path(), &["--node-name=n1", "--image-pull-progress-deadline=soon"]).unwrap_err();
+    assert!(e.to_string().contains("--image-pull-progress-deadline"), "{e}");
+}

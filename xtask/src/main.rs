@@ -21,6 +21,7 @@ mod demo;
 mod package;
 mod steps;
 mod test;
+mod test_run;
 mod testbed;
 
 use clap::{Parser, Subcommand};

@@ -4,8 +4,10 @@
 //! while the Go tools that node tests start themselves (`tools/csi`,
 //! `tools/devices`) are built alongside (cached: a no-op once built); then
 //! a dedicated test bed comes up (its own directory and ports, so a demo test
-//! bed can keep running), every workspace test runs against it, and the test
-//! bed goes down again, also when something failed. After the tests, a
+//! bed can keep running), every workspace test runs against it — the test
+//! binaries side by side, `WASMLET_TEST_JOBS` (default 3) at a time
+//! ([`crate::test_run`]) — and the test bed goes down again, also when
+//! something failed. After the tests, a
 //! small `cargo xtask bench pods` runs on the same test bed (wasmlet and
 //! kwok only; the kubelet peers are never built here).
 
@@ -49,7 +51,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         step("lint", t);
     }
     let t = Instant::now();
-    exec(cargo().args(["test", "--workspace", "--no-run"]), "building the tests")?;
+    // With no filter, the test binaries run side by side (test_run).
+    let binaries = if args.cargo_test_args.is_empty() {
+        Some(crate::test_run::build(&mut cargo())?)
+    } else {
+        exec(cargo().args(["test", "--workspace", "--no-run"]), "building the tests")?;
+        None
+    };
     step("build tests", t);
 
     let location = Location {
@@ -70,7 +78,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let t = Instant::now();
-    let outcome = run_tests(&tb, &args.cargo_test_args);
+    let outcome = run_tests(&tb, binaries, &args.cargo_test_args);
     step("tests", t);
     // The benchmark code runs small (a few dozen pods, wasmlet and kwok) so
     // that it cannot rot; it checks correctness, never a timing.
@@ -106,16 +114,27 @@ fn go_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_tests(tb: &Testbed, extra: &[String]) -> anyhow::Result<()> {
+fn run_tests(tb: &Testbed, binaries: Option<Vec<crate::test_run::TestBinary>>, extra: &[String]) -> anyhow::Result<()> {
     let path = format!("{}:{}", tb.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let env: Vec<(String, String)> = [
+        ("KUBECONFIG", tb.admin_kubeconfig().display().to_string()),
+        ("WASMLET_TESTBED_DIR", tb.dir().display().to_string()),
+        ("WASMLET_REGISTRY", tb.registry()),
+        ("WASMLET_FIXTURES_DIR", steps::fixtures_dir().display().to_string()),
+        ("PATH", path),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(binaries) = binaries {
+        let mut doc = cargo();
+        doc.args(["test", "--workspace", "--doc"]).envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        return crate::test_run::run(binaries, doc, &env, crate::test_run::jobs());
+    }
     let status = cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
-        .env("KUBECONFIG", tb.admin_kubeconfig())
-        .env("WASMLET_TESTBED_DIR", tb.dir())
-        .env("WASMLET_REGISTRY", tb.registry())
-        .env("WASMLET_FIXTURES_DIR", steps::fixtures_dir())
-        .env("PATH", path)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .status()?;
     if !status.success() {
         bail!("tests failed ({status})");

@@ -130,7 +130,9 @@ impl Testbed {
         self.start_component(name).await
     }
 
-    async fn wait_serving(&self, name: &str) -> Result<()> {
+    /// Waits until component `name` serves (as [`Testbed::start_component`]
+    /// does): e.g. the apiserver again after etcd came back.
+    pub async fn wait_serving(&self, name: &str) -> Result<()> {
         let (dir, ports) = (self.dir(), self.ports());
         match name {
             "kube-apiserver" => wait_apiserver(dir, &self.admin_kubeconfig()).await.map(|_| ()),

@@ -7,11 +7,14 @@
 //!   `wasmtime serve` (see `docs/benchmarks.md`).
 //! - `cargo xtask bench pods` compares pod start, churn, density, footprint
 //!   and many nodes against kwok, a hollow kubelet and the kubelet on containerd.
+//! - `cargo xtask chaos <scenario>` runs a fault scenario on a test bed of its own.
 
 mod bench;
 mod bench_http;
 mod bench_pod;
 mod bench_pods;
+mod chaos;
+mod chaos_cp;
 mod demo;
 mod steps;
 mod test;
@@ -38,6 +41,9 @@ enum Command {
     Fixtures,
     /// Benchmarks (commands, not tests); results go to stdout.
     Bench(Box<bench::Args>),
+    /// Fault scenarios, each on a test bed of its own.
+    #[command(subcommand)]
+    Chaos(chaos::Chaos),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => rt.block_on(test::run(args)),
         Command::Fixtures => steps::build_fixtures().map(|_| ()),
         Command::Bench(args) => rt.block_on(bench::run(*args)),
+        Command::Chaos(chaos) => rt.block_on(chaos::run(chaos)),
     }
 }

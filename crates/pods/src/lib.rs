@@ -28,6 +28,7 @@ mod guest;
 mod images;
 mod live;
 mod manager;
+pub use manager::watch_backoff;
 #[cfg(test)]
 mod mock_api;
 mod oom_events;

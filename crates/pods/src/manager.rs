@@ -30,9 +30,10 @@ use crate::worker::{PodUpdate, PodWorker, Shared};
 const WATCH_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(200);
 const WATCH_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(4);
 
-/// The pod watch's back-off: doubling with jitter, capped, never giving up
-/// (and reset by the watcher once events flow again).
-fn watch_backoff() -> watcher::ExponentialBackoff {
+/// The back-off of the agent's watches (its pods, its own Node): doubling
+/// with jitter from 200 ms to 4 s, never giving up (and reset by the watcher
+/// once events flow again).
+pub fn watch_backoff() -> watcher::ExponentialBackoff {
     watcher::ExponentialBackoff::from(
         backon::ExponentialBuilder::default()
             .with_min_delay(WATCH_RETRY_MIN)

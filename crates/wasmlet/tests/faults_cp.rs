@@ -5,7 +5,8 @@
 //!   10 s under a running apiserver. The agent neither exits nor spins,
 //!   an HTTP pod answers throughout, nothing restarts, a finished pod is
 //!   not run again, and once the component is back the Lease is renewed,
-//!   the Node is Ready and every pod's status is right within 10 s; a pod
+//!   the Node is Ready and every pod's status is right (within 10 s is
+//!   issue 12's target, which `cargo xtask chaos` checks; CI allows 20 s); a pod
 //!   created afterwards runs (the agent's watches came back, relisting
 //!   after "resource version too old").
 //! - On the shared test bed: `kill -9` of an agent with 24 running pods,
@@ -35,8 +36,11 @@ use wasmlet_testkit::{Namespace, WasmletNode, admin_client, fixture_image, http,
 const PORT_OFFSET: u16 = 200;
 /// Its pod network: clear of the shared bed's (nodes of both share `wasmlet0`).
 const CLUSTER_CIDR: &str = "10.250.0.0/16";
-/// What "recovered" must take at most once a component is back (issue 12).
-const RECOVERY: Duration = Duration::from_secs(10);
+/// What "recovered" (Lease, Node and every pod right) may take at most once
+/// the apiserver serves again, all together: issue 12's target is 10 s
+/// (what `cargo xtask chaos` checks); CI's debug build on a shared 2-core
+/// machine gets twice that (measured here: 5.5–11.6 s).
+const RECOVERY: Duration = Duration::from_secs(20);
 /// The agent's CPU use during an outage must stay below this share of a core
 /// (idle it uses well under 1 %; a retry loop without back-off uses 100 %).
 const MAX_OUTAGE_CPU: f64 = 0.25;
@@ -145,12 +149,14 @@ async fn outage(tb: &Testbed, node: &mut PrivateNode, ns: &Namespace, component:
     assert_eq!(node.agent.pid(), Some(pid), "the agent exited:\n{}", node.agent.log_tail(60));
     assert!(cpu < MAX_OUTAGE_CPU, "the agent used {:.0} % of a core while {component} was down", cpu * 100.0);
 
-    // Back within RECOVERY: the Lease renewed after the restart, the Node
+    // Back within RECOVERY of the apiserver's return, all together: the Lease renewed, the Node
     // Ready, every pod's status right.
     let client = tb.admin_client().await.unwrap();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let restarted = k8s_openapi::jiff::Timestamp::now();
-    let renewed = wait::try_for_object(&leases, &node.name, RECOVERY, |l| {
+    let deadline = back + RECOVERY;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let renewed = wait::try_for_object(&leases, &node.name, left(), |l| {
         l.and_then(|l| l.spec.as_ref()?.renew_time.as_ref()).is_some_and(|t| t.0 > restarted)
     })
     .await;
@@ -160,10 +166,10 @@ async fn outage(tb: &Testbed, node: &mut PrivateNode, ns: &Namespace, component:
         node.agent.log_tail(60)
     );
     let nodes: Api<Node> = Api::all(client);
-    let node_ok = wait::try_for_object(&nodes, &node.name, RECOVERY, |n| node_ready(n) == Some("True")).await;
+    let node_ok = wait::try_for_object(&nodes, &node.name, left(), |n| node_ready(n) == Some("True")).await;
     assert!(node_ok.is_ok(), "Node not Ready within {RECOVERY:?}: {:?}", node_ok.err());
     for name in ["web", "runner"] {
-        let ok = wait::try_for_object(&api, name, RECOVERY, |p| {
+        let ok = wait::try_for_object(&api, name, left(), |p| {
             p.is_some_and(|p| pods::running(p, "main") && ready(p) && restarts(p) == 0)
         })
         .await;

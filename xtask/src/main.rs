@@ -10,12 +10,14 @@
 //! - `cargo xtask package deb` builds the Debian package (`deploy/deb`).
 //! - `cargo xtask bench pods` compares pod start, churn, density, footprint
 //!   and many nodes against kwok, a hollow kubelet and the kubelet on containerd.
+//! - `cargo xtask chaos <scenario>` runs a fault scenario on a test bed of its own.
 
 mod bench;
 mod bench_http;
 mod bench_pod;
 mod bench_pods;
 mod chaos;
+mod chaos_cp;
 mod chaos_registry;
 mod demo;
 mod package;

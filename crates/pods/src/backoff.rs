@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+/// The most failures [`Backoff::resume`] replays (doubling from 1 s reaches
+/// any sane cap well before).
+const RESUME_REPLAY_LIMIT: u32 = 64;
+
 /// Back-off settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffConfig {
@@ -68,6 +72,20 @@ impl Backoff {
         }
     }
 
+    /// A back-off that has already seen `failures` short failures (the
+    /// restarts an earlier run of the agent recorded), and the delay the
+    /// last of them got: so that an agent restart neither forgets a crash
+    /// loop nor starts it over.
+    pub fn resume(config: BackoffConfig, failures: u32) -> (Self, Duration) {
+        let mut backoff = Self::new(config);
+        let mut last = Duration::ZERO;
+        // The delay stops changing at the cap: replaying more changes nothing.
+        for _ in 0..failures.min(RESUME_REPLAY_LIMIT) {
+            last = backoff.failure(Duration::ZERO);
+        }
+        (backoff, last)
+    }
+
     /// Forgets past failures (after a success).
     pub fn reset(&mut self) {
         self.next = None;
@@ -94,6 +112,18 @@ mod tests {
         let mut b = Backoff::new(BackoffConfig::IMAGE_PULL);
         let delays: Vec<u64> = (0..7).map(|_| secs(b.failure(Duration::ZERO))).collect();
         assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
+    }
+
+    #[test]
+    fn resuming_continues_where_the_failures_left_off() {
+        let (mut b, last) = Backoff::resume(BackoffConfig::CRASH_LOOP, 0);
+        assert_eq!((secs(last), secs(b.failure(Duration::from_secs(1)))), (0, 0));
+        let (mut b, last) = Backoff::resume(BackoffConfig::CRASH_LOOP, 1);
+        assert_eq!((secs(last), secs(b.failure(Duration::from_secs(1)))), (0, 10));
+        let (mut b, last) = Backoff::resume(BackoffConfig::CRASH_LOOP, 4);
+        assert_eq!((secs(last), secs(b.failure(Duration::from_secs(1)))), (40, 80));
+        let (mut b, last) = Backoff::resume(BackoffConfig::CRASH_LOOP, u32::MAX);
+        assert_eq!((secs(last), secs(b.failure(Duration::from_secs(1)))), (300, 300));
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod image_gc;
 mod images;
 mod live;
 mod manager;
+pub use manager::watch_backoff;
 #[cfg(test)]
 mod mock_api;
 pub mod node_shutdown;

@@ -22,6 +22,28 @@ use crate::record::PodRecord;
 use crate::state::{drive, pod};
 use crate::worker::{PodUpdate, PodWorker, Shared};
 
+/// First and longest delay between attempts of the pod watch after a failure.
+/// Upstream's reflector backs off to 30 s; after an apiserver or etcd outage
+/// the node's own pods must be back sooner (their statuses right within
+/// 10 s of its return, issue 12), and one list-and-watch attempt every few
+/// seconds is no load on a server that answers nothing.
+const WATCH_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(200);
+const WATCH_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The back-off of the agent's watches (its pods, its own Node): doubling
+/// with jitter from 200 ms to 4 s, never giving up (and reset by the watcher
+/// once events flow again).
+pub fn watch_backoff() -> watcher::ExponentialBackoff {
+    watcher::ExponentialBackoff::from(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(WATCH_RETRY_MIN)
+            .with_max_delay(WATCH_RETRY_MAX)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times(),
+    )
+}
+
 /// How many finished pod UIDs are remembered, so a late watch event does not
 /// start a worker for a pod that was just removed.
 const FINISHED_MEMORY: usize = 1024;
@@ -60,7 +82,7 @@ impl Manager {
         let api: Api<Pod> = Api::all(self.shared.client.clone());
         // The Node authorizer only allows listing pods with this selector.
         let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-        let stream = watcher::watcher(api, config).default_backoff();
+        let stream = watcher::watcher(api, config).backoff(watch_backoff());
         let mut stream = std::pin::pin!(stream);
         let mut listed: HashSet<String> = HashSet::new();
         let mut first_sync = true;

@@ -9,8 +9,20 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::checkpoint;
 use crate::record::{ContainerRecord, ContainerState, PodRecord, PodVerdict, Terminated};
+use crate::state::container::CRASH_LOOP_BACK_OFF;
 use crate::status::phase;
 use crate::worker::PodWorker;
+
+/// The message of a run the agent stopped when it shut down (SIGTERM).
+pub(crate) const STOPPED_AT_SHUTDOWN: &str = "stopped when wasmlet shut down; restarted when it came back";
+/// The message of a run that ended because the agent died (`kill -9`, crash).
+pub(crate) const DIED_WITH_AGENT: &str = "wasmlet restarted while the container was running";
+
+/// Whether the agent, not the guest, ended run `t` (it shut down or died):
+/// such a run starts again at once, without back-off.
+pub(crate) fn ended_by_agent(t: &Terminated) -> bool {
+    matches!(t.message.as_deref(), Some(STOPPED_AT_SHUTDOWN | DIED_WITH_AGENT))
+}
 
 /// The outcome of looking at the pod's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +87,8 @@ pub(crate) fn recover(w: &mut PodWorker, saved: Option<checkpoint::Checkpoint>) 
         }
         if let ContainerState::Running { started_at } = c.state {
             // It died with the agent (or was stopped by it).
-            let (exit_code, reason, message) = if clean {
-                (143, "Error", "stopped when wasmlet shut down")
-            } else {
-                (255, "Unknown", "wasmlet restarted while the container was running")
-            };
+            let (exit_code, reason, message) =
+                if clean { (143, "Error", STOPPED_AT_SHUTDOWN) } else { (255, "Unknown", DIED_WITH_AGENT) };
             c.state = ContainerState::Terminated(Terminated {
                 exit_code,
                 reason: reason.into(),
@@ -91,9 +100,14 @@ pub(crate) fn recover(w: &mut PodWorker, saved: Option<checkpoint::Checkpoint>) 
             c.ready = false;
             c.started = false;
         }
-        if let ContainerState::Waiting { .. } = c.state {
+        match &c.state {
+            // Waiting out its back-off: it waits out the rest (see `container::start_state`).
+            ContainerState::Waiting { reason, .. } if reason == CRASH_LOOP_BACK_OFF && c.last_state.is_some() => {}
             // Waiting to restart: it will start over from pulling.
-            c.state = ContainerState::Waiting { reason: "ContainerCreating".into(), message: None };
+            ContainerState::Waiting { .. } => {
+                c.state = ContainerState::Waiting { reason: "ContainerCreating".into(), message: None };
+            }
+            _ => {}
         }
     }
     // Containers the record lacks (none can be added to a pod; keep it complete anyway).

@@ -23,6 +23,7 @@ pub(crate) fn containers(w: &mut PodWorker) {
 /// Spawns the worker of one container.
 pub(crate) fn container(w: &mut PodWorker, spec: Container, role: Role) {
     let (stop_tx, stop_rx) = watch::channel(None);
+    let crash_backoff = resumed_backoff(w, &spec.name);
     let stops = if role == Role::App { &mut w.stops } else { &mut w.init_stops };
     stops.insert(spec.name.clone(), stop_tx);
     let cw = ContainerWorker {
@@ -37,7 +38,7 @@ pub(crate) fn container(w: &mut PodWorker, spec: Container, role: Role) {
         live: w.live.clone(),
         dirty: w.dirty.clone(),
         stop: stop_rx,
-        crash_backoff: Backoff::new(w.shared.config.crash_backoff),
+        crash_backoff,
         pull_backoff: Backoff::new(w.shared.config.image_backoff),
         held: None,
         created: Some(std::time::Instant::now()),
@@ -45,6 +46,15 @@ pub(crate) fn container(w: &mut PodWorker, spec: Container, role: Role) {
     let span = tracing::info_span!("container", container = %cw.spec.name);
     let set = if role == Role::App { &mut w.containers } else { &mut w.init };
     set.spawn(run(cw).instrument(span));
+}
+
+/// The container's crash-loop back-off, carried on from the restarts its
+/// record holds (an earlier run of the agent): what the guest's failures
+/// earned is kept across agent restarts.
+fn resumed_backoff(w: &PodWorker, name: &str) -> Backoff {
+    let record = w.record.lock().unwrap_or_else(|p| p.into_inner());
+    let failures = record.container(name).map_or(0, container::failures_seen);
+    Backoff::resume(w.shared.config.crash_backoff, failures).0
 }
 
 /// Drives the container's machine. A panic in the agent's code for this

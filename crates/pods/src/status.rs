@@ -259,5 +259,40 @@ fn terminated(t: &Terminated) -> K8sState {
     }
 }
 
+/// Whether a pod status seen in the API (`seen`, JSON) disagrees with the
+/// one the agent reported (`reported`) on what the agent owns and others
+/// overwrite: the phase, the status of each condition it reported, and each
+/// container's readiness and restart count. Times, messages and the order
+/// of lists are not compared.
+pub fn disagrees(seen: &serde_json::Value, reported: &serde_json::Value) -> bool {
+    let conditions = |v: &serde_json::Value| -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = v["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| (c["type"].as_str().unwrap_or("").to_owned(), c["status"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        all.sort();
+        all
+    };
+    let containers = |v: &serde_json::Value| -> Vec<(String, bool, i64)> {
+        let mut all: Vec<(String, bool, i64)> = v["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let name = c["name"].as_str().unwrap_or("").to_owned();
+                (name, c["ready"].as_bool().unwrap_or(false), c["restartCount"].as_i64().unwrap_or(0))
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let ours = conditions(reported);
+    let theirs: Vec<(String, String)> =
+        conditions(seen).into_iter().filter(|(t, _)| ours.iter().any(|(o, _)| o == t)).collect();
+    seen["phase"] != reported["phase"] || theirs != ours || containers(seen) != containers(reported)
+}
+
 #[cfg(test)]
 mod tests;

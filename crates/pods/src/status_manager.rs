@@ -148,6 +148,12 @@ impl StatusManager {
         tokio::time::timeout(limit, wait).await.is_ok()
     }
 
+    /// Whether everything set for pod `uid` is written (nothing queued, in
+    /// flight or waiting for a retry).
+    pub(crate) fn settled(&self, uid: &str) -> bool {
+        self.lock().entries.get(uid).is_none_or(|e| e.written >= e.version && !e.in_flight && !e.queued)
+    }
+
     /// Forgets pod `uid` (its worker has ended): nothing more is written.
     pub(crate) fn forget(&self, uid: &str) {
         self.lock().entries.remove(uid);

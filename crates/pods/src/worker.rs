@@ -172,8 +172,9 @@ impl PodWorker {
             return;
         };
         // Transition times make every computation differ; compare without them
-        // by remembering what we sent rather than what we computed.
-        if self.reported.as_ref() == Some(&value) {
+        // by remembering what we sent rather than what we computed — unless
+        // someone else has since changed it in the API.
+        if self.reported.as_ref() == Some(&value) && !self.status_overwritten() {
             return;
         }
         let (Some(ns), Some(name)) = (self.pod.metadata.namespace.as_deref(), self.pod.metadata.name.as_deref()) else {
@@ -188,6 +189,30 @@ impl PodWorker {
         {
             tracing::warn!("the final pod status is not written yet; still trying");
         }
+    }
+
+    /// After news from the watch: writes the status again if someone else
+    /// overwrote it (see [`PodWorker::status_overwritten`]).
+    pub(crate) async fn reconcile_status(&mut self) {
+        if self.refresh() && self.status_overwritten() {
+            tracing::info!("the pod's status was changed by someone else; writing it again");
+            self.sync_status().await;
+        }
+    }
+
+    /// Whether the pod's status in the API (as last seen) disagrees with the
+    /// status this worker last reported, after that report was written:
+    /// someone else changed it — the node lifecycle controller marks every
+    /// pod of a node that went silent (an apiserver or etcd outage) not
+    /// Ready, an admin may patch it. As upstream's status manager does
+    /// (`needsReconcile`), the agent then writes its own again.
+    pub(crate) fn status_overwritten(&self) -> bool {
+        let Some(reported) = &self.reported else { return false };
+        if !self.shared.statuses.settled(&self.uid) {
+            return false; // our own write may still be on its way back
+        }
+        let seen = self.pod.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
+        status::disagrees(&seen, reported)
     }
 
     /// The pod as last seen, with the conditions this worker last reported

@@ -15,6 +15,7 @@ mod cluster;
 pub mod config;
 pub mod csi;
 pub mod devices;
+pub mod faults;
 pub mod fixtures;
 
 mod kubeconfig;
@@ -109,6 +110,41 @@ pub enum Error {
         dir: PathBuf,
         /// What was wrong.
         reason: String,
+    },
+    /// A fault was asked for on a component the test bed does not know.
+    #[error("unknown component {name}: one of {}", crate::COMPONENTS.join(", "))]
+    UnknownComponent {
+        /// The name asked for.
+        name: String,
+    },
+    /// The component does not run (no pid recorded, or it exited).
+    #[error("{component} is not running")]
+    NotAlive {
+        /// Which one.
+        component: String,
+    },
+    /// Signalling a component failed.
+    #[error("sending {signal} to {component}: {source}")]
+    Signal {
+        /// Which one.
+        component: String,
+        /// The signal.
+        signal: &'static str,
+        /// The cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// A component did not exit after being told to.
+    #[error("{component} (pid {pid}) did not exit after {signal}; last log lines:\n{log_tail}")]
+    StillRunning {
+        /// Which one.
+        component: String,
+        /// Its pid.
+        pid: u32,
+        /// The last signal sent.
+        signal: &'static str,
+        /// The end of its log.
+        log_tail: String,
     },
     /// The fixture manifest is invalid.
     #[error("fixture manifest {}: {reason}", path.display())]

@@ -20,7 +20,7 @@ use crate::{Error, Result};
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A component process started by the test bed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Component {
     /// Short name used for the log and pid files (`etcd`, `kube-apiserver`, ...).
     pub name: String,
@@ -53,8 +53,23 @@ impl Component {
         // the handle neither kills nor waits for it.
         drop(child);
         record_pid(dir, &self.name, pid)?;
+        // The command line, so that a fault harness restarts it exactly so.
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Io { path: command_path(dir, &self.name), source: std::io::Error::other(e) })?;
+        write_file(&command_path(dir, &self.name), &json)?;
         Ok(pid)
     }
+
+    /// The command line recorded when the component named `name` was last
+    /// spawned under `dir`, if any.
+    pub fn recorded(dir: &Path, name: &str) -> Option<Self> {
+        let text = fs::read(command_path(dir, name)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+}
+
+fn command_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("commands").join(format!("{name}.json"))
 }
 
 /// Where a component's log goes.
@@ -114,6 +129,33 @@ pub fn stop(dir: &Path, name: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(Error::Io { path, source }),
     }
+}
+
+/// Sends `signal` to the process group of the component recorded under
+/// `name` (to the process alone if it leads no group); returns its pid.
+pub fn signal(dir: &Path, name: &str, signal: Signal) -> Result<u32> {
+    let pid = recorded_pid(dir, name)
+        .filter(|p| is_alive(*p))
+        .ok_or_else(|| Error::NotAlive { component: name.to_owned() })?;
+    let raw = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+    killpg(raw, signal).or_else(|_| kill(raw, signal)).map_err(|source| Error::Signal {
+        component: name.to_owned(),
+        signal: signal.as_str(),
+        source,
+    })?;
+    Ok(pid)
+}
+
+/// Waits up to `timeout` for `pid` to exit; whether it did.
+pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 fn stop_pid(pid: u32) {

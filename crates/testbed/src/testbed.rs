@@ -18,7 +18,7 @@ pub const COMPONENTS: [&str; 6] =
 /// How long the apiserver may take to become ready (cold caches on 2 cores).
 const APISERVER_READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the other components may take.
-const COMPONENT_READY_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const COMPONENT_READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Log lines shown when something fails.
 const LOG_TAIL_LINES: usize = 40;
 
@@ -285,13 +285,13 @@ fn random_password() -> String {
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
 }
 
-async fn wait_apiserver(dir: &Path, kubeconfig: &Path) -> Result<kube::Client> {
+pub(crate) async fn wait_apiserver(dir: &Path, kubeconfig: &Path) -> Result<kube::Client> {
     let client = kubeconfig::client(kubeconfig).await?;
     wait_for(dir, "kube-apiserver", APISERVER_READY_TIMEOUT, || bootstrap::readyz(&client)).await?;
     Ok(client)
 }
 
-async fn wait_port(dir: &Path, component: &str, port: u16, timeout: Duration) -> Result<()> {
+pub(crate) async fn wait_port(dir: &Path, component: &str, port: u16, timeout: Duration) -> Result<()> {
     wait_for(dir, component, timeout, || async move {
         TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_millis(200)).is_ok()
     })

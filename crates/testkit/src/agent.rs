@@ -59,6 +59,12 @@ impl Agent {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// The process ID, while it runs.
+    pub fn pid(&mut self) -> Option<u32> {
+        let child = self.child.as_mut()?;
+        matches!(child.try_wait(), Ok(None)).then(|| child.id())
+    }
+
     /// SIGTERM, then waits for the exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -78,6 +84,17 @@ impl Drop for Agent {
         }
         let _ = wasmlet_testbed::process::stop(&self.testbed_dir, &self.pid_name);
     }
+}
+
+/// CPU time (user + system, every thread) process `pid` has used so far,
+/// from `/proc/PID/stat` (in clock ticks of `USER_HZ`, 100 on Linux).
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // utime and stime: the 12th and 13th fields after the parenthesised name.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(std::time::Duration::from_secs_f64(ticks as f64 / USER_HZ))
 }
 
 /// Fails if any of `secrets` occurs in `log` (each checked whole, and, for

@@ -104,6 +104,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         ..NodeHealth::default()
     });
     tracker.spawn(Heartbeat::new(client.clone(), node_config, node_uid.clone()).run(health_rx, late.clone()));
+    tracker.spawn(ready_overwritten(node_rx.clone(), health_tx.clone(), late.clone()));
 
     let csi = wasmlet_csi::Csi::new(
         client.clone(),
@@ -413,7 +414,7 @@ async fn own_node(client: kube::Client, node: String, tx: watch::Sender<Option<A
     use kube::runtime::{WatchStreamExt, watcher};
     let api: kube::Api<Node> = kube::Api::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={node}"));
-    let stream = watcher::watcher(api, config).default_backoff().applied_objects();
+    let stream = watcher::watcher(api, config).backoff(wasmlet_pods::watch_backoff()).applied_objects();
     let mut stream = std::pin::pin!(stream);
     loop {
         tokio::select! {
@@ -424,6 +425,32 @@ async fn own_node(client: kube::Client, node: String, tx: watch::Sender<Option<A
                 Some(Err(e)) => tracing::debug!(error = %e, "node watch failed; retrying"),
                 None => return,
             },
+            () = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Reports the node's status again at once when its `Ready` condition in the
+/// API is not `True` while the agent is ready: the node lifecycle controller
+/// marks a node that went silent (an apiserver or etcd outage) `Unknown`, and
+/// waiting for the next periodic update (10 s) would leave it so that long.
+async fn ready_overwritten(
+    mut nodes: watch::Receiver<Option<Arc<Node>>>,
+    health: watch::Sender<NodeHealth>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let seen = nodes.borrow_and_update().as_ref().and_then(|n| {
+            let conditions = n.status.as_ref()?.conditions.as_ref()?;
+            conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.clone())
+        });
+        if health.borrow().ready && seen.is_some_and(|s| s != "True") {
+            tracing::info!("the Node's Ready condition was changed by someone else; reporting the status again");
+            // Wakes the status loop (an unchanged value still counts as news).
+            health.send_modify(|_| {});
+        }
+        tokio::select! {
+            changed = nodes.changed() => if changed.is_err() { return },
             () = cancel.cancelled() => return,
         }
     }

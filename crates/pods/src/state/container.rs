@@ -17,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 use wasmlet_runtime::{Exit, ExitReason, HttpSpec, StartError, World};
 
 use super::{Seal, State, Terminal, Transition, edges, states};
+use crate::backoff::Backoff;
 use crate::events::reason;
 use crate::images::{ImageError, Pulled};
 use crate::oom_events::RequestOoms;
 use crate::prober::{self, Prober};
-use crate::record::{ContainerState, Terminated};
+use crate::record::{ContainerRecord, ContainerState, Terminated};
 use crate::worker::{ContainerWorker, Role};
 use crate::{guest, pull_secrets};
 
@@ -84,6 +85,8 @@ pub struct Running {
 /// The guest ended; decide whether it runs again.
 pub struct Exited {
     ran: Duration,
+    /// The agent ended the run (shut down or died), not the guest.
+    by_agent: bool,
 }
 /// Waiting out the crash-loop back-off.
 pub struct CrashBackOff {
@@ -108,15 +111,36 @@ impl Terminal for Completed {}
 
 /// Where a container's machine starts: fresh, or — after an agent restart —
 /// from its recorded termination.
+/// A run the agent ended (it shut down, or died) starts again at once and
+/// does not count towards the back-off; a container that was waiting out
+/// its crash-loop back-off waits out the rest of it.
 pub(crate) fn start_state(w: &ContainerWorker) -> Box<dyn State<ContainerWorker>> {
-    match w.snapshot().map(|c| c.state) {
-        Some(ContainerState::Terminated(t)) => {
+    let Some(c) = w.snapshot() else { return Box::new(Pulling(Seal)) };
+    match &c.state {
+        ContainerState::Terminated(t) => {
             let ran = t.started_at.map_or(Duration::ZERO, |s| duration(s, t.finished_at));
-            Box::new(Exited { ran })
+            Box::new(Exited { ran, by_agent: crate::recovery::ended_by_agent(t) })
+        }
+        ContainerState::Waiting { reason, .. } if reason == CRASH_LOOP_BACK_OFF => {
+            let Some(last) = &c.last_state else { return Box::new(Pulling(Seal)) };
+            let (_, delay) = Backoff::resume(w.shared.config.crash_backoff, failures_seen(&c));
+            let since = Duration::try_from(Timestamp::now().duration_since(last.finished_at)).unwrap_or_default();
+            Box::new(CrashBackOff { delay: delay.saturating_sub(since) })
         }
         _ => Box::new(Pulling(Seal)),
     }
 }
+
+/// How many of the container's failures its back-off has seen: one per
+/// restart, and the one it is waiting out the back-off of.
+pub(crate) fn failures_seen(c: &ContainerRecord) -> u32 {
+    let restarts = u32::try_from(c.restart_count).unwrap_or(0);
+    let waiting = matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == CRASH_LOOP_BACK_OFF);
+    restarts.saturating_add(u32::from(waiting))
+}
+
+/// The waiting reason of a container between crash-loop restarts.
+pub(crate) const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
 
 /// Records that the agent's task for this container panicked with `text`:
 /// the container ends as a failed run (`Error`), so that its machine,
@@ -286,7 +310,7 @@ impl State<ContainerWorker> for Starting {
                             container_id: c.container_id.clone(),
                         });
                     });
-                    Transition::next(self, Exited { ran: Duration::ZERO })
+                    Transition::next(self, Exited { ran: Duration::ZERO, by_agent: false })
                 }
             }
         })
@@ -397,7 +421,7 @@ impl State<ContainerWorker> for Running {
                 c.ready = false;
                 c.started = false;
             });
-            Transition::next(self, Exited { ran: started.elapsed() })
+            Transition::next(self, Exited { ran: started.elapsed(), by_agent: false })
         })
     }
 }
@@ -419,6 +443,8 @@ impl State<ContainerWorker> for Exited {
             let restart = match (w.role, policy) {
                 (Role::Sidecar, _) => true,
                 (_, "Never") => false,
+                // The guest did not choose to end: it runs again whatever its exit code.
+                _ if self.by_agent => true,
                 (Role::Init, _) | (_, "OnFailure") => t.exit_code != 0,
                 _ => true,
             };
@@ -426,12 +452,12 @@ impl State<ContainerWorker> for Exited {
                 release(w);
                 return Transition::next(self, Completed(Seal));
             }
-            let delay = w.crash_backoff.failure(self.ran);
+            let delay = if self.by_agent { Duration::ZERO } else { w.crash_backoff.failure(self.ran) };
             let waiting = if delay.is_zero() {
                 ContainerState::Waiting { reason: "ContainerCreating".into(), message: None }
             } else {
                 ContainerState::Waiting {
-                    reason: "CrashLoopBackOff".into(),
+                    reason: CRASH_LOOP_BACK_OFF.into(),
                     message: Some(format!(
                         "back-off {} restarting failed container={} pod={}",
                         human(delay),

@@ -351,6 +351,8 @@ impl State<PodWorker> for Initializing {
                         () = dirty.notified() => w.sync_status().await,
                         r = w.updates.changed() => if r.is_err() {
                             return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                        } else {
+                            w.reconcile_status().await;
                         },
                         Ok(()) = w.evictions.changed() => {}
                         () = tokio::time::sleep(RESYNC) => w.sync_status().await,
@@ -414,6 +416,8 @@ impl State<PodWorker> for Running {
                     () = dirty.notified() => w.sync_status().await,
                     r = w.updates.changed() => if r.is_err() {
                         return Transition::next(self, Terminating { grace: Duration::ZERO, verdict: None });
+                    } else {
+                        w.reconcile_status().await;
                     },
                     Ok(()) = w.evictions.changed() => {}
                     Some(res) = w.containers.join_next() => {
@@ -641,7 +645,26 @@ impl State<PodWorker> for ShuttingDown {
     fn next<'a>(self: Box<Self>, w: &'a mut PodWorker) -> Step<'a> {
         Box::pin(async move {
             let grace = w.grace().min(w.shared.config.shutdown_grace);
+            let before = w.snapshot();
+            let running: Vec<String> = before
+                .init_containers
+                .iter()
+                .chain(before.containers.iter())
+                .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+                .map(|c| c.name.clone())
+                .collect();
             w.stop_all(grace, STOP_SLACK).await;
+            // Runs the shutdown ended say so: they start again when the agent
+            // is back, shown as a restart (not a crash, not a silent gap).
+            w.update(|r| {
+                for c in r.init_containers.iter_mut().chain(r.containers.iter_mut()) {
+                    if let ContainerState::Terminated(t) = &mut c.state
+                        && running.contains(&c.name)
+                    {
+                        t.message = Some(recovery::STOPPED_AT_SHUTDOWN.into());
+                    }
+                }
+            });
             w.save_checkpoint(true);
             // Durable before the agent exits.
             w.flush_checkpoint().await;

@@ -216,3 +216,34 @@ fn an_evicted_pod_is_failed_with_a_disruption_target() {
     let plain = compute(&Pod::default(), &PodRecord::default(), &addrs(), t(0));
     assert!(!plain.conditions.unwrap().iter().any(|c| c.type_ == "DisruptionTarget"));
 }
+
+#[test]
+fn an_overwritten_ready_condition_disagrees_and_times_do_not() {
+    let reported = serde_json::json!({
+        "phase": "Running",
+        "conditions": [
+            { "type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z" },
+            { "type": "ContainersReady", "status": "True" }
+        ],
+        "containerStatuses": [{ "name": "main", "ready": true, "restartCount": 0 }]
+    });
+    // The same, in another order, other times, a condition someone else owns.
+    let same = serde_json::json!({
+        "phase": "Running",
+        "conditions": [
+            { "type": "ContainersReady", "status": "True" },
+            { "type": "DisruptionTarget", "status": "False" },
+            { "type": "Ready", "status": "True", "lastTransitionTime": "2026-02-02T00:00:00Z" }
+        ],
+        "containerStatuses": [{ "name": "main", "ready": true, "restartCount": 0, "image": "x" }]
+    });
+    assert!(!disagrees(&same, &reported));
+    // The node lifecycle controller's MarkPodsNotReady.
+    let mut marked = same.clone();
+    marked["conditions"][2]["status"] = "False".into();
+    assert!(disagrees(&marked, &reported));
+    let mut restarted = same.clone();
+    restarted["containerStatuses"][0]["restartCount"] = 1.into();
+    assert!(disagrees(&restarted, &reported));
+    assert!(disagrees(&serde_json::json!({}), &reported));
+}

@@ -49,24 +49,9 @@ impl Clients {
     /// Building a new client failed (cannot happen once [`Clients::new`] succeeded
     /// with the same options, but is reported rather than assumed).
     pub fn get(&self, auth: &RegistryAuth) -> Result<Client, Error> {
-        let key = key(auth);
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pos) = pool.iter().position(|(k, _)| *k == key) {
-            let entry = pool.remove(pos);
-            let client = entry.1.clone();
-            pool.push(entry);
-            return Ok(client);
-        }
-        let client = client(self.options.clone())?;
-        if pool.len() >= MAX_CLIENTS {
-            pool.remove(0);
-        }
-        pool.push((key, client.clone()));
-        Ok(client)
+        self.pooled(key(auth), || self.options.clone())
     }
-}
 
-impl Clients {
     /// The client to use with `auth` that reaches `registry` over plain
     /// http (for a loopback registry that does not speak https, as Docker
     /// and containerd allow without configuration).
@@ -75,7 +60,17 @@ impl Clients {
     ///
     /// Building a new client failed.
     pub fn get_plain(&self, auth: &RegistryAuth, registry: &str) -> Result<Client, Error> {
-        let key = format!("{}\0plain\0{registry}", key(auth));
+        self.pooled(format!("{}\0plain\0{registry}", key(auth)), || {
+            let mut options = self.options.clone();
+            options.insecure_registries.push(registry.to_owned());
+            options
+        })
+    }
+
+    /// The pooled client under `key`, built with `options()` if missing;
+    /// most recently used last, the least recently used dropped past
+    /// [`MAX_CLIENTS`].
+    fn pooled(&self, key: String, options: impl FnOnce() -> ClientOptions) -> Result<Client, Error> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pos) = pool.iter().position(|(k, _)| *k == key) {
             let entry = pool.remove(pos);
@@ -83,9 +78,7 @@ impl Clients {
             pool.push(entry);
             return Ok(client);
         }
-        let mut options = self.options.clone();
-        options.insecure_registries.push(registry.to_owned());
-        let client = client(options)?;
+        let client = client(options())?;
         if pool.len() >= MAX_CLIENTS {
             pool.remove(0);
         }

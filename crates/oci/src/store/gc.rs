@@ -36,26 +36,9 @@ impl Store {
     ///
     /// [`Error::Io`] if a directory cannot be listed or a file removed.
     pub async fn gc(&self, keep: &HashSet<Digest>) -> Result<GcReport> {
-        let guard = self.inner.lock.clone().write_owned().await;
-        let inner = self.inner.clone();
-        let keep = keep.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            collect(&inner, &keep)
-        })
-        .await
-        .map_err(Error::Task)??;
-        info!(
-            blobs = report.removed_blobs.len(),
-            refs = report.removed_refs.len(),
-            freed_bytes = report.freed_bytes,
-            "store garbage collected"
-        );
-        Ok(report)
+        self.sweep(keep, collect, "store garbage collected").await
     }
-}
 
-impl Store {
     /// Deletes the images whose wasm digest is in `remove` — their index
     /// entries and blobs — and nothing else (an image pulled meanwhile stays,
     /// unlike with [`Store::gc`]).
@@ -64,12 +47,23 @@ impl Store {
     ///
     /// [`Error::Io`] if a directory cannot be listed or a file removed.
     pub async fn remove_images(&self, remove: &HashSet<Digest>) -> Result<GcReport> {
+        self.sweep(remove, remove_listed, "images removed").await
+    }
+
+    /// Runs `work` over `digests` on the blocking pool with the store locked
+    /// for writing, and logs what it removed as `what`.
+    async fn sweep(
+        &self,
+        digests: &HashSet<Digest>,
+        work: fn(&Inner, &HashSet<Digest>) -> Result<GcReport>,
+        what: &'static str,
+    ) -> Result<GcReport> {
         let guard = self.inner.lock.clone().write_owned().await;
         let inner = self.inner.clone();
-        let remove = remove.clone();
+        let digests = digests.clone();
         let report = tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            remove_listed(&inner, &remove)
+            work(&inner, &digests)
         })
         .await
         .map_err(Error::Task)??;
@@ -77,7 +71,7 @@ impl Store {
             blobs = report.removed_blobs.len(),
             refs = report.removed_refs.len(),
             freed_bytes = report.freed_bytes,
-            "images removed"
+            "{what}"
         );
         Ok(report)
     }

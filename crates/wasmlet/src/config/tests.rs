@@ -4,7 +4,7 @@ use clap::Parser;
 
 use super::*;
 
-fn kubeconfig(dir: &Path) -> PathBuf {
+pub(super) fn kubeconfig(dir: &Path) -> PathBuf {
     let path = dir.join("kubeconfig");
     std::fs::write(
         &path,

@@ -20,13 +20,7 @@ fn kubeadm_config(dir: &Path, healthz_port: u16) -> PathBuf {
 const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQk\n-----END CERTIFICATE-----\n";
 
 fn parse(dir: &Path, extra: &[&str]) -> Result<Settings, Invalid> {
-    let kc = dir.join("kubeconfig");
-    std::fs::write(
-        &kc,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n\
-         users:\n- name: u\n  user: {}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
-    )
-    .unwrap();
+    let kc = super::tests::kubeconfig(dir);
     let mut argv = vec![
         "wasmlet".to_owned(),
         format!("--kubeconfig={}", kc.display()),
